@@ -1,0 +1,156 @@
+//! The network configuration read from stdin.
+
+use super::env::{check_interface_name, is_valid_container_id};
+use super::error::{CniError, CniResult, DECODE_FAILURE, INVALID_CONFIG};
+use super::version;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const DEFAULT_INTERFACE: &str = "mycelium";
+/// IPv6 needs at least 1280; a veth takes at most 65535.
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=65535;
+
+#[derive(Deserialize)]
+struct RawConf {
+    #[serde(rename = "cniVersion")]
+    cni_version: String,
+    name: String,
+    #[serde(rename = "myceliumInterface")]
+    mycelium_interface: Option<String>,
+    mtu: Option<u32>,
+    #[serde(rename = "prevResult")]
+    prev_result: Option<Value>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct NetConf {
+    pub cni_version: String,
+    pub name: String,
+    pub mycelium_interface: String,
+    /// None: take the Mycelium interface's MTU.
+    pub mtu: Option<u32>,
+    pub prev_result: Option<Value>,
+}
+
+impl NetConf {
+    pub fn parse(stdin: &[u8]) -> CniResult<NetConf> {
+        let raw: RawConf = serde_json::from_slice(stdin).map_err(decode_error)?;
+        version::check_supported(&raw.cni_version)?;
+        if !is_valid_container_id(&raw.name) {
+            return Err(invalid("name", &raw.name, "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"));
+        }
+        let mycelium_interface = raw.mycelium_interface.unwrap_or_else(|| DEFAULT_INTERFACE.into());
+        if let Err(rule) = check_interface_name(&mycelium_interface) {
+            return Err(invalid("myceliumInterface", &mycelium_interface, rule));
+        }
+        if let Some(mtu) = raw.mtu {
+            if !MTU_RANGE.contains(&mtu) {
+                return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
+            }
+        }
+        Ok(NetConf {
+            cni_version: raw.cni_version,
+            name: raw.name,
+            mycelium_interface,
+            mtu: raw.mtu,
+            prev_result: raw.prev_result.filter(|value| !value.is_null()),
+        })
+    }
+}
+
+fn invalid(field: &str, value: &str, rule: &str) -> CniError {
+    CniError::new(INVALID_CONFIG, format!("invalid config: {field} {value:?} {rule}"))
+}
+
+fn decode_error(error: serde_json::Error) -> CniError {
+    if error.is_data() {
+        CniError::new(INVALID_CONFIG, format!("invalid config: {error}"))
+    } else {
+        CniError::new(DECODE_FAILURE, format!("cannot decode config: {error}"))
+    }
+}
+
+/// Reads just `cniVersion`, for shaping an error when the rest is invalid.
+pub fn peek_version(stdin: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "cniVersion")]
+        cni_version: String,
+    }
+    let peek: Peek = serde_json::from_slice(stdin).ok()?;
+    version::check_supported(&peek.cni_version).ok()?;
+    Some(peek.cni_version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::error::INCOMPATIBLE_VERSION;
+
+    fn parse(text: &str) -> CniResult<NetConf> {
+        NetConf::parse(text.as_bytes())
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let conf = parse(r#"{"cniVersion":"1.0.0","name":"myc","type":"mycelium-cni"}"#).unwrap();
+        assert_eq!(conf.mycelium_interface, "mycelium");
+        assert_eq!(conf.mtu, None);
+        assert_eq!(conf.prev_result, None);
+    }
+
+    #[test]
+    fn reads_every_key_and_ignores_unknown_ones() {
+        let text = r#"{"cniVersion":"0.4.0","name":"n1","type":"mycelium-cni","myceliumInterface":"myc7",
+            "mtu":1400,"somethingElse":{"x":1},"runtimeConfig":{},"args":{},"prevResult":{"interfaces":[]}}"#;
+        let conf = parse(text).unwrap();
+        assert_eq!((conf.cni_version.as_str(), conf.name.as_str()), ("0.4.0", "n1"));
+        assert_eq!((conf.mycelium_interface.as_str(), conf.mtu), ("myc7", Some(1400)));
+        assert!(conf.prev_result.is_some());
+    }
+
+    #[test]
+    fn malformed_json_is_decode_failure() {
+        for text in ["", "{", "not json", r#"{"cniVersion":"1.0.0","name":"n""#] {
+            assert_eq!(parse(text).unwrap_err().code, DECODE_FAILURE, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_and_missing_fields_name_the_field() {
+        let cases = [
+            (r#"{"name":"n"}"#, "cniVersion"),
+            (r#"{"cniVersion":"1.0.0"}"#, "name"),
+            (r#"{"cniVersion":"1.0.0","name":"n","mtu":"big"}"#, "big"),
+            (r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":7}"#, "7"),
+            (r#"{"cniVersion":"1.0.0","name":"n","mtu":100}"#, "mtu"),
+            (r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":"a/b"}"#, "myceliumInterface"),
+            (r#"{"cniVersion":"1.0.0","name":"-n"}"#, "name"),
+            (r#"{"cniVersion":"1.0.0","name":""}"#, "name"),
+        ];
+        for (text, field) in cases {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.code, INVALID_CONFIG, "{text}");
+            assert!(error.msg.contains(field), "{text}: {}", error.msg);
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_code_1() {
+        let error = parse(r#"{"cniVersion":"0.2.0","name":"n"}"#).unwrap_err();
+        assert_eq!(error.code, INCOMPATIBLE_VERSION);
+    }
+
+    #[test]
+    fn null_prev_result_is_none() {
+        let conf = parse(r#"{"cniVersion":"1.0.0","name":"n","prevResult":null}"#).unwrap();
+        assert_eq!(conf.prev_result, None);
+    }
+
+    #[test]
+    fn peeks_version_of_invalid_config() {
+        assert_eq!(peek_version(br#"{"cniVersion":"0.4.0","mtu":"x"}"#).as_deref(), Some("0.4.0"));
+        assert_eq!(peek_version(br#"{"cniVersion":"7"}"#), None);
+        assert_eq!(peek_version(b"{"), None);
+    }
+}

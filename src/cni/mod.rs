@@ -1,0 +1,191 @@
+//! The CNI protocol side: env, stdin config, results, errors, versions, and
+//! the dispatcher that turns one invocation into one plugin command.
+
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod result;
+pub mod version;
+
+use config::NetConf;
+use env::{Command, Env};
+use error::{CniError, CniResult, INCOMPATIBLE_VERSION, IO_FAILURE};
+use std::io::Read;
+
+/// The commands a plugin implements; the dispatcher has parsed and
+/// checked env and config before calling them.
+pub trait Plugin {
+    /// Returns the result JSON.
+    fn add(&self, env: &Env, conf: &NetConf) -> CniResult<String>;
+    fn del(&self, env: &Env, conf: &NetConf) -> CniResult<()>;
+    fn check(&self, env: &Env, conf: &NetConf) -> CniResult<()>;
+    fn status(&self, conf: &NetConf) -> CniResult<()>;
+    /// `stdin` is the raw config, for `cni.dev/valid-attachments`.
+    fn gc(&self, conf: &NetConf, stdin: &[u8]) -> CniResult<()>;
+}
+
+/// What the process prints on stdout and how it exits.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    pub exit_code: i32,
+}
+
+/// Runs one CNI invocation. `command` is CNI_COMMAND's value.
+pub fn dispatch(command: &str, lookup: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read, plugin: &dyn Plugin) -> Outcome {
+    let mut input = Vec::new();
+    let read = stdin.read_to_end(&mut input);
+    let outcome = match read {
+        Ok(_) => run(command, lookup, &input, plugin),
+        Err(error) => Err(CniError::new(IO_FAILURE, format!("read config from stdin: {error}"))),
+    };
+    match outcome {
+        Ok(stdout) => Outcome { stdout, exit_code: 0 },
+        Err(error) => {
+            let cni_version = config::peek_version(&input).unwrap_or_else(|| version::LATEST.into());
+            Outcome {
+                stdout: error.to_json(&cni_version),
+                exit_code: 1,
+            }
+        }
+    }
+}
+
+fn run(command: &str, lookup: &dyn Fn(&str) -> Option<String>, input: &[u8], plugin: &dyn Plugin) -> CniResult<String> {
+    let command = Command::parse(command)?;
+    if command == Command::Version {
+        return Ok(version::version_json());
+    }
+    let env = Env::parse(command, lookup)?;
+    let conf = NetConf::parse(input)?;
+    require_version(command, &conf.cni_version)?;
+    match command {
+        Command::Add => plugin.add(&env, &conf),
+        Command::Del => plugin.del(&env, &conf).map(|()| String::new()),
+        Command::Check => plugin.check(&env, &conf).map(|()| String::new()),
+        Command::Status => plugin.status(&conf).map(|()| String::new()),
+        Command::Gc => plugin.gc(&conf, input).map(|()| String::new()),
+        Command::Version => Ok(version::version_json()),
+    }
+}
+
+/// CHECK came with 0.4.0, STATUS and GC with 1.1.0.
+fn require_version(command: Command, cni_version: &str) -> CniResult<()> {
+    let (name, minimum) = match command {
+        Command::Check => ("CHECK", "0.4.0"),
+        Command::Status => ("STATUS", "1.1.0"),
+        Command::Gc => ("GC", "1.1.0"),
+        _ => return Ok(()),
+    };
+    if version::at_least(cni_version, minimum) {
+        return Ok(());
+    }
+    let msg = format!("config version {cni_version} does not support {name} (needs {minimum} or newer)");
+    Err(CniError::new(INCOMPATIBLE_VERSION, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Recorder {
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Plugin for Recorder {
+        fn add(&self, env: &Env, conf: &NetConf) -> CniResult<String> {
+            self.calls.borrow_mut().push(format!("add {} {}", env.container_id, conf.name));
+            Ok("{\"added\":true}".into())
+        }
+        fn del(&self, env: &Env, _: &NetConf) -> CniResult<()> {
+            self.calls.borrow_mut().push(format!("del {}", env.container_id));
+            Err(CniError::new(error::IO_FAILURE, "boom"))
+        }
+        fn check(&self, _: &Env, _: &NetConf) -> CniResult<()> {
+            self.calls.borrow_mut().push("check".into());
+            Ok(())
+        }
+        fn status(&self, _: &NetConf) -> CniResult<()> {
+            self.calls.borrow_mut().push("status".into());
+            Ok(())
+        }
+        fn gc(&self, _: &NetConf, stdin: &[u8]) -> CniResult<()> {
+            self.calls.borrow_mut().push(format!("gc {}", stdin.len()));
+            Ok(())
+        }
+    }
+
+    fn lookup(name: &str) -> Option<String> {
+        let value = match name {
+            "CNI_CONTAINERID" => "c1",
+            "CNI_NETNS" => "/var/run/netns/p",
+            "CNI_IFNAME" => "eth0",
+            _ => return None,
+        };
+        Some(value.into())
+    }
+
+    fn call(command: &str, config: &str, plugin: &Recorder) -> Outcome {
+        dispatch(command, &lookup, &mut config.as_bytes(), plugin)
+    }
+
+    const CONF_040: &str = r#"{"cniVersion":"0.4.0","name":"net1","type":"mycelium-cni"}"#;
+    const CONF_110: &str = r#"{"cniVersion":"1.1.0","name":"net1","type":"mycelium-cni"}"#;
+
+    #[test]
+    fn add_prints_result_and_exits_zero() {
+        let plugin = Recorder::default();
+        let outcome = call("ADD", CONF_040, &plugin);
+        assert_eq!(outcome, Outcome { stdout: "{\"added\":true}".into(), exit_code: 0 });
+        assert_eq!(*plugin.calls.borrow(), vec!["add c1 net1"]);
+    }
+
+    #[test]
+    fn plugin_error_becomes_error_document_in_config_version() {
+        let plugin = Recorder::default();
+        let outcome = call("DEL", CONF_040, &plugin);
+        assert_eq!(outcome.exit_code, 1);
+        assert_eq!(outcome.stdout, r#"{"cniVersion":"0.4.0","code":5,"msg":"boom"}"#);
+    }
+
+    #[test]
+    fn check_and_status_print_nothing() {
+        let plugin = Recorder::default();
+        assert_eq!(call("CHECK", CONF_040, &plugin), Outcome { stdout: String::new(), exit_code: 0 });
+        assert_eq!(call("STATUS", CONF_110, &plugin), Outcome { stdout: String::new(), exit_code: 0 });
+        assert_eq!(call("GC", CONF_110, &plugin).exit_code, 0);
+        assert_eq!(*plugin.calls.borrow(), vec!["check", "status", format!("gc {}", CONF_110.len()).as_str()]);
+    }
+
+    #[test]
+    fn commands_older_than_their_spec_get_code_1() {
+        let plugin = Recorder::default();
+        let conf_031 = CONF_040.replace("0.4.0", "0.3.1");
+        for (command, conf) in [("CHECK", conf_031.as_str()), ("STATUS", CONF_040), ("GC", CONF_040)] {
+            let outcome = call(command, conf, &plugin);
+            assert_eq!(outcome.exit_code, 1);
+            assert!(outcome.stdout.contains("\"code\":1"), "{command}: {}", outcome.stdout);
+        }
+        assert!(plugin.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn version_needs_no_env_or_config() {
+        let plugin = Recorder::default();
+        let outcome = dispatch("VERSION", &|_| None, &mut "".as_bytes(), &plugin);
+        assert_eq!(outcome.exit_code, 0);
+        assert!(outcome.stdout.contains("\"supportedVersions\""));
+    }
+
+    #[test]
+    fn unknown_command_and_bad_config_codes() {
+        let plugin = Recorder::default();
+        assert!(call("FROB", CONF_040, &plugin).stdout.contains("\"code\":4"));
+        assert!(call("ADD", "{", &plugin).stdout.contains("\"code\":6"));
+        let outcome = call("ADD", r#"{"cniVersion":"1.0.0"}"#, &plugin);
+        assert_eq!(outcome.stdout, r#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config: missing field `name` at line 1 column 22"}"#);
+        assert!(plugin.calls.borrow().is_empty());
+    }
+}

@@ -1,0 +1,217 @@
+//! Results: what ADD prints, shaped for the config's spec version, appended
+//! to a chained `prevResult`; and the typed view of `prevResult` CHECK reads.
+
+use super::error::{CniError, CniResult, INVALID_CONFIG};
+use super::version;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// One interface of the result.
+pub struct Interface<'a> {
+    pub name: &'a str,
+    pub mac: &'a [u8],
+    pub mtu: u32,
+    /// The netns path for the pod side, None for the host side.
+    pub sandbox: Option<&'a str>,
+}
+
+/// What ADD made, in the terms of a CNI result.
+pub struct Attachment<'a> {
+    pub host: Interface<'a>,
+    pub pod: Interface<'a>,
+    /// "address/prefix" of the pod.
+    pub address: String,
+    pub gateway: &'a str,
+    pub routes: &'a [&'a str],
+}
+
+pub fn format_mac(mac: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(mac.len() * 3);
+    for (i, byte) in mac.iter().enumerate() {
+        if i > 0 {
+            text.push(':');
+        }
+        text.push(HEX[usize::from(byte >> 4)] as char);
+        text.push(HEX[usize::from(byte & 15)] as char);
+    }
+    text
+}
+
+fn interface_json(interface: &Interface, cni_version: &str) -> Value {
+    let mut object = Map::new();
+    object.insert("name".into(), interface.name.into());
+    object.insert("mac".into(), format_mac(interface.mac).into());
+    if version::at_least(cni_version, "1.1.0") {
+        object.insert("mtu".into(), interface.mtu.into());
+    }
+    if let Some(sandbox) = interface.sandbox {
+        object.insert("sandbox".into(), sandbox.into());
+    }
+    Value::Object(object)
+}
+
+fn list<'a>(result: &'a mut Map<String, Value>, key: &str) -> CniResult<&'a mut Vec<Value>> {
+    match result.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
+        Value::Array(items) => Ok(items),
+        _ => Err(CniError::new(INVALID_CONFIG, format!("invalid prevResult: {key} is not a list"))),
+    }
+}
+
+/// The ADD result: `prev` (if chained) with our interfaces, IP and routes appended.
+pub fn add_result(cni_version: &str, prev: Option<&Value>, attachment: &Attachment) -> CniResult<String> {
+    let mut result = match prev {
+        None => Map::new(),
+        Some(Value::Object(object)) => object.clone(),
+        Some(_) => return Err(CniError::new(INVALID_CONFIG, "invalid prevResult: not an object")),
+    };
+    result.insert("cniVersion".into(), cni_version.into());
+    let interfaces = list(&mut result, "interfaces")?;
+    interfaces.push(interface_json(&attachment.host, cni_version));
+    interfaces.push(interface_json(&attachment.pod, cni_version));
+    let pod_index = interfaces.len() - 1;
+    let mut ip = json!({
+        "address": attachment.address,
+        "gateway": attachment.gateway,
+        "interface": pod_index,
+    });
+    if !version::at_least(cni_version, "1.0.0") {
+        ip["version"] = "6".into();
+    }
+    list(&mut result, "ips")?.push(ip);
+    let routes = list(&mut result, "routes")?;
+    for dst in attachment.routes {
+        routes.push(json!({ "dst": dst, "gw": attachment.gateway }));
+    }
+    if !result.contains_key("dns") {
+        result.insert("dns".into(), json!({}));
+    }
+    Ok(Value::Object(result).to_string())
+}
+
+#[derive(Deserialize)]
+pub struct PrevResult {
+    #[serde(default)]
+    pub interfaces: Vec<PrevInterface>,
+    #[serde(default)]
+    pub ips: Vec<PrevIp>,
+    #[serde(default)]
+    pub routes: Vec<PrevRoute>,
+}
+
+#[derive(Deserialize)]
+pub struct PrevInterface {
+    pub name: String,
+    #[serde(default)]
+    pub sandbox: String,
+}
+
+#[derive(Deserialize)]
+pub struct PrevIp {
+    pub address: String,
+    pub interface: Option<usize>,
+}
+
+#[derive(Deserialize)]
+pub struct PrevRoute {
+    pub dst: String,
+    pub gw: Option<String>,
+}
+
+impl PrevResult {
+    pub fn parse(value: &Value) -> CniResult<PrevResult> {
+        PrevResult::deserialize(value)
+            .map_err(|error| CniError::new(INVALID_CONFIG, format!("invalid prevResult: {error}")))
+    }
+
+    /// Index of the interface named `name` inside `sandbox`.
+    pub fn pod_interface(&self, name: &str, sandbox: &str) -> Option<usize> {
+        self.interfaces
+            .iter()
+            .position(|i| i.name == name && i.sandbox == sandbox)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTES: [&str; 1] = ["400::/7"];
+
+    fn attachment() -> Attachment<'static> {
+        Attachment {
+            host: Interface { name: "myc0123456789ab", mac: &[0x0a, 0x1b, 0, 0, 0xff, 1], mtu: 1400, sandbox: None },
+            pod: Interface { name: "eth0", mac: &[2, 0, 0, 0, 0, 2], mtu: 1400, sandbox: Some("/var/run/netns/p") },
+            address: "5fd:a395:1a8d:501d:ff0f::1/128".into(),
+            gateway: "fe80::1",
+            routes: &ROUTES,
+        }
+    }
+
+    fn parsed(version: &str, prev: Option<&Value>) -> Value {
+        serde_json::from_str(&add_result(version, prev, &attachment()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn shape_1_0_0() {
+        let expected = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [
+                {"name": "myc0123456789ab", "mac": "0a:1b:00:00:ff:01"},
+                {"name": "eth0", "mac": "02:00:00:00:00:02", "sandbox": "/var/run/netns/p"}
+            ],
+            "ips": [{"address": "5fd:a395:1a8d:501d:ff0f::1/128", "gateway": "fe80::1", "interface": 1}],
+            "routes": [{"dst": "400::/7", "gw": "fe80::1"}],
+            "dns": {}
+        });
+        assert_eq!(parsed("1.0.0", None), expected);
+    }
+
+    #[test]
+    fn old_versions_carry_ip_version_and_1_1_0_carries_mtu() {
+        for version in ["0.3.0", "0.3.1", "0.4.0"] {
+            let result = parsed(version, None);
+            assert_eq!(result["ips"][0]["version"], "6", "{version}");
+            assert!(result["interfaces"][1].get("mtu").is_none());
+        }
+        let result = parsed("1.1.0", None);
+        assert!(result["ips"][0].get("version").is_none());
+        assert_eq!(result["interfaces"][0]["mtu"], 1400);
+        assert_eq!(result["interfaces"][1]["mtu"], 1400);
+    }
+
+    #[test]
+    fn chains_onto_prev_result() {
+        let prev = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "lo", "mac": "00:00:00:00:00:00", "sandbox": "/var/run/netns/p"}],
+            "ips": [{"address": "127.0.0.1/8", "interface": 0}],
+            "dns": {"nameservers": ["fd00::10"]}
+        });
+        let result = parsed("1.0.0", Some(&prev));
+        assert_eq!(result["interfaces"].as_array().unwrap().len(), 3);
+        assert_eq!(result["interfaces"][0]["name"], "lo");
+        assert_eq!(result["ips"][0]["address"], "127.0.0.1/8");
+        assert_eq!(result["ips"][1]["interface"], 2);
+        assert_eq!(result["dns"]["nameservers"][0], "fd00::10");
+    }
+
+    #[test]
+    fn rejects_malformed_prev_result() {
+        let bad = [json!([1]), json!({"interfaces": 5})];
+        for prev in &bad {
+            let error = add_result("1.0.0", Some(prev), &attachment()).err().unwrap();
+            assert_eq!(error.code, INVALID_CONFIG);
+        }
+    }
+
+    #[test]
+    fn prev_result_view_finds_pod_interface() {
+        let prev = json!({"interfaces": [{"name": "h"}, {"name": "eth0", "sandbox": "/n"}],
+                          "ips": [{"address": "5fd::1/128", "interface": 1}], "routes": [{"dst": "400::/7"}]});
+        let view = PrevResult::parse(&prev).unwrap();
+        assert_eq!(view.pod_interface("eth0", "/n"), Some(1));
+        assert_eq!(view.pod_interface("eth0", "/other"), None);
+        assert!(PrevResult::parse(&json!({"ips": "x"})).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! IPv6 addresses: add one (no DAD), list those of one link.
+
+use super::reply::{self, Attrs};
+use super::{NlError, NlResult, Netlink};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use std::net::{IpAddr, Ipv6Addr};
+
+pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_GETADDR: u16 = 22;
+
+const IFADDR_LEN: usize = 8;
+const IFA_ADDRESS: u16 = 1;
+const IFA_FLAGS: u16 = 8;
+pub const IFA_F_NODAD: u32 = 0x02;
+pub const IFA_F_TENTATIVE: u32 = 0x40;
+pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Address {
+    pub index: u32,
+    pub prefix_len: u8,
+    pub scope: u8,
+    pub address: Ipv6Addr,
+    pub flags: u32,
+}
+
+impl Address {
+    /// Reads an IPv6 RTM_NEWADDR body; `None` for other families or malformed ones.
+    pub fn parse(body: &[u8]) -> Option<Address> {
+        if *body.first()? != libc::AF_INET6 as u8 {
+            return None;
+        }
+        let attrs = body.get(IFADDR_LEN..)?;
+        let address = reply::ipv6(Attrs::new(attrs).value_of(IFA_ADDRESS)?)?;
+        let flags = match Attrs::new(attrs).value_of(IFA_FLAGS) {
+            Some(value) => reply::u32_at(value, 0)?,
+            None => u32::from(*body.get(2)?),
+        };
+        Some(Address {
+            index: reply::u32_at(body, 4)?,
+            prefix_len: *body.get(1)?,
+            scope: *body.get(3)?,
+            address,
+            flags,
+        })
+    }
+}
+
+pub fn add_request(index: u32, address: Ipv6Addr, prefix_len: u8) -> AddressMessage {
+    let mut message = AddressMessage::default();
+    message.header.family = AddressFamily::Inet6;
+    message.header.prefix_len = prefix_len;
+    message.header.index = index;
+    message.attributes = vec![
+        AddressAttribute::Address(IpAddr::V6(address)),
+        AddressAttribute::Flags(AddressFlags::Nodad),
+    ];
+    message
+}
+
+/// A strict-checked dump request: the kernel filters by link index.
+pub fn list_request(index: u32) -> AddressMessage {
+    let mut message = AddressMessage::default();
+    message.header.family = AddressFamily::Inet6;
+    message.header.index = index;
+    message
+}
+
+impl Netlink {
+    /// Adds `address/prefix_len` with IFA_F_NODAD, so it is usable at once.
+    pub fn add_address(&mut self, index: u32, address: Ipv6Addr, prefix_len: u8) -> NlResult<()> {
+        let request = add_request(index, address, prefix_len);
+        self.change(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &request)
+    }
+
+    pub fn addresses(&mut self, index: u32) -> NlResult<Vec<Address>> {
+        let mut found = Vec::new();
+        self.dump(RTM_GETADDR, &list_request(index), &mut |message| {
+            if message.kind == RTM_NEWADDR {
+                let address = Address::parse(message.body).ok_or_else(NlError::protocol)?;
+                if address.index == index {
+                    found.push(address);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+}

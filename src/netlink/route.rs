@@ -1,0 +1,117 @@
+//! IPv6 routes in the main table: add (exclusive), look up, list by link.
+
+use super::reply::{self, Attrs};
+use super::{NlError, NlResult, Netlink};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use std::net::Ipv6Addr;
+
+pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_GETROUTE: u16 = 26;
+
+const RTMSG_LEN: usize = 12;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    pub destination: Option<Ipv6Addr>,
+    pub prefix_len: u8,
+    pub gateway: Option<Ipv6Addr>,
+    pub oif: u32,
+    pub table: u8,
+}
+
+impl Route {
+    pub fn parse(body: &[u8]) -> Option<Route> {
+        if *body.first()? != libc::AF_INET6 as u8 {
+            return None;
+        }
+        let mut route = Route {
+            prefix_len: *body.get(1)?,
+            table: *body.get(4)?,
+            ..Route::default()
+        };
+        for (kind, value) in Attrs::new(body.get(RTMSG_LEN..)?) {
+            match kind {
+                RTA_DST => route.destination = Some(reply::ipv6(value)?),
+                RTA_GATEWAY => route.gateway = Some(reply::ipv6(value)?),
+                RTA_OIF => route.oif = reply::u32_at(value, 0)?,
+                _ => {}
+            }
+        }
+        Some(route)
+    }
+}
+
+fn main_table_header(prefix_len: u8) -> RouteHeader {
+    let mut header = RouteHeader::default();
+    header.address_family = AddressFamily::Inet6;
+    header.destination_prefix_length = prefix_len;
+    header.table = RouteHeader::RT_TABLE_MAIN;
+    header
+}
+
+/// `destination/prefix_len dev oif`, optionally `via gateway`.
+pub fn add_request(destination: Ipv6Addr, prefix_len: u8, gateway: Option<Ipv6Addr>, oif: u32) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header = main_table_header(prefix_len);
+    message.header.protocol = RouteProtocol::Static;
+    message.header.scope = RouteScope::Universe;
+    message.header.kind = RouteType::Unicast;
+    message.attributes.push(RouteAttribute::Destination(RouteAddress::Inet6(destination)));
+    if let Some(gateway) = gateway {
+        message.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+    }
+    message.attributes.push(RouteAttribute::Oif(oif));
+    message
+}
+
+/// `ip -6 route get destination`: the route the kernel would use.
+pub fn lookup_request(destination: Ipv6Addr) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header.address_family = AddressFamily::Inet6;
+    message.header.destination_prefix_length = 128;
+    message.attributes.push(RouteAttribute::Destination(RouteAddress::Inet6(destination)));
+    message
+}
+
+/// A strict-checked dump of the main table, filtered by output link.
+pub fn list_request(oif: u32) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header = main_table_header(0);
+    message.attributes.push(RouteAttribute::Oif(oif));
+    message
+}
+
+impl Netlink {
+    /// Adds the route with NLM_F_EXCL: EEXIST when one with that destination exists.
+    pub fn add_route(&mut self, destination: Ipv6Addr, prefix_len: u8, gateway: Option<Ipv6Addr>, oif: u32) -> NlResult<()> {
+        let request = add_request(destination, prefix_len, gateway, oif);
+        self.change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &request)
+    }
+
+    pub fn lookup_route(&mut self, destination: Ipv6Addr) -> NlResult<Route> {
+        let body = self.get(RTM_GETROUTE, &lookup_request(destination))?;
+        Route::parse(&body).ok_or_else(NlError::protocol)
+    }
+
+    pub fn routes(&mut self, oif: u32) -> NlResult<Vec<Route>> {
+        let mut found = Vec::new();
+        self.dump(RTM_GETROUTE, &list_request(oif), &mut |message| {
+            if message.kind == RTM_NEWROUTE {
+                if let Some(route) = Route::parse(message.body) {
+                    if route.oif == oif && route.table == RouteHeader::RT_TABLE_MAIN {
+                        found.push(route);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+}

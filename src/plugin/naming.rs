@@ -1,0 +1,165 @@
+//! Everything derived from (network, container ID, ifname): the host veth
+//! name, its alias, and the pod's candidate addresses. No state on disk.
+
+use std::net::Ipv6Addr;
+
+pub const HOST_VETH_PREFIX: &str = "myc";
+/// The gateway the pod sees: the host veth's link-local address.
+pub const GATEWAY: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+pub const OVERLAY: Ipv6Addr = Ipv6Addr::new(0x400, 0, 0, 0, 0, 0, 0, 0);
+pub const OVERLAY_PREFIX_LEN: u8 = 7;
+pub const OVERLAY_CIDR: &str = "400::/7";
+/// Interface IDs of pod addresses start with this, apart from hand-made ones.
+const IID_MARKER: u64 = 0xff0f << 48;
+const IID_HASH_MASK: u64 = (1 << 48) - 1;
+/// Kernel limit for IFLA_IFALIAS (IFALIASZ is 256 with the NUL).
+pub const MAX_ALIAS_LEN: usize = 255;
+
+pub struct AttachmentId<'a> {
+    pub network: &'a str,
+    pub container_id: &'a str,
+    pub ifname: &'a str,
+}
+
+impl AttachmentId<'_> {
+    /// 64 bits from FNV-1a over the parts, with a purpose tag and attempt
+    /// counter, then a SplitMix64 finish so close inputs land far apart.
+    fn hash(&self, purpose: u8, attempt: u32) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for &byte in bytes {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for part in [self.network, self.container_id, self.ifname] {
+            feed(part.as_bytes());
+            feed(&[0]);
+        }
+        feed(&[purpose]);
+        feed(&attempt.to_le_bytes());
+        let mut z = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// `myc` + 12 hex digits: 15 bytes, the kernel's maximum.
+    pub fn host_veth_name(&self, attempt: u32) -> String {
+        let hash = self.hash(b'n', attempt);
+        let mut name = String::with_capacity(15);
+        name.push_str(HOST_VETH_PREFIX);
+        for shift in (0..12).rev() {
+            let nibble = (hash >> (shift * 4)) & 15;
+            name.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
+        }
+        name
+    }
+
+    /// `network/containerID/ifname`: none of the three may contain '/'.
+    pub fn alias(&self) -> String {
+        [self.network, self.container_id, self.ifname].join("/")
+    }
+
+    /// Candidate pod address number `attempt` inside the node's /64.
+    pub fn pod_address(&self, node_prefix: u64, attempt: u32) -> Ipv6Addr {
+        let iid = IID_MARKER | (self.hash(b'a', attempt) & IID_HASH_MASK);
+        Ipv6Addr::from((u128::from(node_prefix) << 64) | u128::from(iid))
+    }
+}
+
+/// Splits an alias written by `alias` back into (network, container ID, ifname).
+pub fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = alias.split('/');
+    let found = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() { None } else { Some(found) }
+}
+
+/// The first 64 bits: the node's /64 in Mycelium.
+pub fn node_prefix(address: Ipv6Addr) -> u64 {
+    (u128::from(address) >> 64) as u64
+}
+
+pub fn in_overlay(address: Ipv6Addr) -> bool {
+    address.octets()[0] & 0xfe == 0x04
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: Ipv6Addr = Ipv6Addr::new(0x5fd, 0xa395, 0x1a8d, 0x501d, 0xf650, 0x6887, 0x2bd4, 0xee49);
+
+    fn id<'a>(container_id: &'a str) -> AttachmentId<'a> {
+        AttachmentId { network: "mycelium", container_id, ifname: "eth0" }
+    }
+
+    #[test]
+    fn pod_addresses_stay_in_the_node_64_and_carry_the_marker() {
+        let prefix = node_prefix(NODE);
+        assert_eq!(prefix, 0x05fd_a395_1a8d_501d);
+        for n in 0..2000 {
+            let container = format!("container-{n}");
+            for attempt in 0..4 {
+                let address = id(&container).pod_address(prefix, attempt);
+                assert_eq!(node_prefix(address), prefix);
+                assert_eq!(address.segments()[4], 0xff0f);
+                assert!(!address.is_unspecified() && !address.is_loopback());
+                assert_ne!(address, NODE);
+                assert!(in_overlay(address));
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_are_stable_and_differ_by_input_and_attempt() {
+        let prefix = node_prefix(NODE);
+        assert_eq!(id("a").pod_address(prefix, 0), id("a").pod_address(prefix, 0));
+        assert_ne!(id("a").pod_address(prefix, 0), id("a").pod_address(prefix, 1));
+        assert_ne!(id("a").pod_address(prefix, 0), id("b").pod_address(prefix, 0));
+        let other_ifname = AttachmentId { network: "mycelium", container_id: "a", ifname: "eth1" };
+        assert_ne!(id("a").pod_address(prefix, 0), other_ifname.pod_address(prefix, 0));
+        // The separator keeps ("ab","c") and ("a","bc") apart.
+        let left = AttachmentId { network: "ab", container_id: "c", ifname: "eth0" };
+        let right = AttachmentId { network: "a", container_id: "bc", ifname: "eth0" };
+        assert_ne!(left.pod_address(prefix, 0), right.pod_address(prefix, 0));
+    }
+
+    #[test]
+    fn known_vector_pins_the_derivation() {
+        // Changing the hash would move every running pod's address on upgrade.
+        let address = id("abc").pod_address(node_prefix(NODE), 0);
+        assert_eq!(address.segments()[..5], [0x5fd, 0xa395, 0x1a8d, 0x501d, 0xff0f]);
+        assert_eq!(id("abc").host_veth_name(0), id("abc").host_veth_name(0));
+        assert_eq!(address, "5fd:a395:1a8d:501d:ff0f:2d3b:be4f:3c04".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn veth_names_are_15_bytes_of_prefix_and_hex() {
+        for n in 0..500 {
+            let container = format!("c{n}");
+            let name = id(&container).host_veth_name(n % 3);
+            assert_eq!(name.len(), 15);
+            assert!(name.starts_with("myc"));
+            assert!(name[3..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        }
+        assert_ne!(id("a").host_veth_name(0), id("a").host_veth_name(1));
+    }
+
+    #[test]
+    fn alias_round_trips() {
+        assert_eq!(id("c1").alias(), "mycelium/c1/eth0");
+        assert_eq!(parse_alias("mycelium/c1/eth0"), Some(("mycelium", "c1", "eth0")));
+        assert_eq!(parse_alias("a/b"), None);
+        assert_eq!(parse_alias("a/b/c/d"), None);
+    }
+
+    #[test]
+    fn overlay_is_400_slash_7() {
+        assert!(in_overlay("400::1".parse().unwrap()));
+        assert!(in_overlay("5ff:ffff::1".parse().unwrap()));
+        assert!(!in_overlay("600::1".parse().unwrap()));
+        assert!(!in_overlay("fe80::1".parse().unwrap()));
+        assert!(!in_overlay("3ff::1".parse().unwrap()));
+    }
+}
