@@ -8,7 +8,9 @@ pub fn describe(errno: i32) -> String {
 }
 
 pub fn last() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]

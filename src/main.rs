@@ -1,6 +1,16 @@
 //! mycelium-cni: attaches container network namespaces to the Mycelium
 //! IPv6 overlay. Only this file touches stdio and the exit code.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod cni;
 mod errno;
 mod netlink;
@@ -27,7 +37,12 @@ fn main() {
         return;
     };
     let lookup = |name: &str| std::env::var(name).ok();
-    let outcome = cni::dispatch(&command, &lookup, &mut std::io::stdin().lock(), &plugin::MyceliumPlugin);
+    let outcome = cni::dispatch(
+        &command,
+        &lookup,
+        &mut std::io::stdin().lock(),
+        &plugin::MyceliumPlugin,
+    );
     let mut stdout = std::io::stdout().lock();
     if !outcome.stdout.is_empty() {
         let _ = writeln!(stdout, "{}", outcome.stdout);

@@ -29,7 +29,11 @@ pub fn write(interface: &str, key: &str, value: &str) -> Result<(), i32> {
 pub fn interfaces() -> Result<Vec<String>, i32> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(CONF).map_err(errno)? {
-        let name = entry.map_err(errno)?.file_name().to_string_lossy().into_owned();
+        let name = entry
+            .map_err(errno)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name != "all" && name != "default" {
             names.push(name);
         }

@@ -37,16 +37,20 @@ impl NetConf {
         let raw: RawConf = serde_json::from_slice(stdin).map_err(decode_error)?;
         version::check_supported(&raw.cni_version)?;
         if !is_valid_container_id(&raw.name) {
-            return Err(invalid("name", &raw.name, "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"));
+            return Err(invalid(
+                "name",
+                &raw.name,
+                "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+            ));
         }
-        let mycelium_interface = raw.mycelium_interface.unwrap_or_else(|| DEFAULT_INTERFACE.into());
+        let mycelium_interface = raw
+            .mycelium_interface
+            .unwrap_or_else(|| DEFAULT_INTERFACE.into());
         if let Err(rule) = check_interface_name(&mycelium_interface) {
             return Err(invalid("myceliumInterface", &mycelium_interface, rule));
         }
-        if let Some(mtu) = raw.mtu {
-            if !MTU_RANGE.contains(&mtu) {
-                return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
-            }
+        if let Some(mtu) = raw.mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
+            return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
         }
         Ok(NetConf {
             cni_version: raw.cni_version,
@@ -59,7 +63,10 @@ impl NetConf {
 }
 
 fn invalid(field: &str, value: &str, rule: &str) -> CniError {
-    CniError::new(INVALID_CONFIG, format!("invalid config: {field} {value:?} {rule}"))
+    CniError::new(
+        INVALID_CONFIG,
+        format!("invalid config: {field} {value:?} {rule}"),
+    )
 }
 
 fn decode_error(error: serde_json::Error) -> CniError {
@@ -104,8 +111,14 @@ mod tests {
         let text = r#"{"cniVersion":"0.4.0","name":"n1","type":"mycelium-cni","myceliumInterface":"myc7",
             "mtu":1400,"somethingElse":{"x":1},"runtimeConfig":{},"args":{},"prevResult":{"interfaces":[]}}"#;
         let conf = parse(text).unwrap();
-        assert_eq!((conf.cni_version.as_str(), conf.name.as_str()), ("0.4.0", "n1"));
-        assert_eq!((conf.mycelium_interface.as_str(), conf.mtu), ("myc7", Some(1400)));
+        assert_eq!(
+            (conf.cni_version.as_str(), conf.name.as_str()),
+            ("0.4.0", "n1")
+        );
+        assert_eq!(
+            (conf.mycelium_interface.as_str(), conf.mtu),
+            ("myc7", Some(1400))
+        );
         assert!(conf.prev_result.is_some());
     }
 
@@ -122,9 +135,15 @@ mod tests {
             (r#"{"name":"n"}"#, "cniVersion"),
             (r#"{"cniVersion":"1.0.0"}"#, "name"),
             (r#"{"cniVersion":"1.0.0","name":"n","mtu":"big"}"#, "big"),
-            (r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":7}"#, "7"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":7}"#,
+                "7",
+            ),
             (r#"{"cniVersion":"1.0.0","name":"n","mtu":100}"#, "mtu"),
-            (r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":"a/b"}"#, "myceliumInterface"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":"a/b"}"#,
+                "myceliumInterface",
+            ),
             (r#"{"cniVersion":"1.0.0","name":"-n"}"#, "name"),
             (r#"{"cniVersion":"1.0.0","name":""}"#, "name"),
         ];
@@ -149,7 +168,10 @@ mod tests {
 
     #[test]
     fn peeks_version_of_invalid_config() {
-        assert_eq!(peek_version(br#"{"cniVersion":"0.4.0","mtu":"x"}"#).as_deref(), Some("0.4.0"));
+        assert_eq!(
+            peek_version(br#"{"cniVersion":"0.4.0","mtu":"x"}"#).as_deref(),
+            Some("0.4.0")
+        );
         assert_eq!(peek_version(br#"{"cniVersion":"7"}"#), None);
         assert_eq!(peek_version(b"{"), None);
     }

@@ -21,7 +21,12 @@ impl Command {
             "STATUS" => Command::Status,
             "GC" => Command::Gc,
             "VERSION" => Command::Version,
-            other => return Err(CniError::new(INVALID_ENV, format!("unknown CNI_COMMAND: {other}"))),
+            other => {
+                return Err(CniError::new(
+                    INVALID_ENV,
+                    format!("unknown CNI_COMMAND: {other}"),
+                ));
+            }
         })
     }
 
@@ -56,7 +61,11 @@ impl Env {
         env.check_present()?;
         if command.needs_container() {
             if !is_valid_container_id(&env.container_id) {
-                return Err(invalid("CNI_CONTAINERID", &env.container_id, CONTAINER_ID_RULE));
+                return Err(invalid(
+                    "CNI_CONTAINERID",
+                    &env.container_id,
+                    CONTAINER_ID_RULE,
+                ));
             }
             if let Err(rule) = check_interface_name(&env.ifname) {
                 return Err(invalid("CNI_IFNAME", &env.ifname, rule));
@@ -111,7 +120,10 @@ pub fn check_interface_name(name: &str) -> Result<(), &'static str> {
     if name == "." || name == ".." {
         return Err("must not be . or ..");
     }
-    if name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err("must not contain /, :, whitespace or control characters");
     }
     Ok(())
@@ -123,12 +135,24 @@ mod tests {
     use crate::cni::error::INVALID_ENV;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            owned
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     fn full() -> Vec<(&'static str, &'static str)> {
-        vec![("CNI_CONTAINERID", "abc123"), ("CNI_NETNS", "/var/run/netns/x"), ("CNI_IFNAME", "eth0")]
+        vec![
+            ("CNI_CONTAINERID", "abc123"),
+            ("CNI_NETNS", "/var/run/netns/x"),
+            ("CNI_IFNAME", "eth0"),
+        ]
     }
 
     #[test]
@@ -143,12 +167,18 @@ mod tests {
     fn add_names_every_missing_variable() {
         let error = Env::parse(Command::Add, &env_of(&[("CNI_IFNAME", "eth0")])).unwrap_err();
         assert_eq!(error.code, INVALID_ENV);
-        assert_eq!(error.msg, "required env variables missing: CNI_CONTAINERID, CNI_NETNS");
+        assert_eq!(
+            error.msg,
+            "required env variables missing: CNI_CONTAINERID, CNI_NETNS"
+        );
     }
 
     #[test]
     fn del_allows_empty_netns() {
-        let env = Env::parse(Command::Del, &env_of(&[("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0")]));
+        let env = Env::parse(
+            Command::Del,
+            &env_of(&[("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0")]),
+        );
         assert!(env.is_ok());
     }
 
@@ -166,17 +196,34 @@ mod tests {
             vars[0].1 = id;
             let error = Env::parse(Command::Add, &env_of(&vars)).unwrap_err();
             assert_eq!(error.code, INVALID_ENV, "{id}");
-            assert!(error.msg.starts_with("invalid CNI_CONTAINERID"), "{}", error.msg);
+            assert!(
+                error.msg.starts_with("invalid CNI_CONTAINERID"),
+                "{}",
+                error.msg
+            );
         }
     }
 
     #[test]
     fn bad_interface_names_are_rejected() {
-        for name in ["0123456789abcdef", ".", "..", "a/b", "a:b", "a b", "a\tb", "a\u{7f}"] {
+        for name in [
+            "0123456789abcdef",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "a\u{7f}",
+        ] {
             let mut vars = full();
             vars[2].1 = name;
             let error = Env::parse(Command::Add, &env_of(&vars)).unwrap_err();
-            assert!(error.msg.starts_with("invalid CNI_IFNAME"), "{name}: {}", error.msg);
+            assert!(
+                error.msg.starts_with("invalid CNI_IFNAME"),
+                "{name}: {}",
+                error.msg
+            );
         }
         assert!(check_interface_name("0123456789abcde").is_ok());
     }
@@ -185,6 +232,9 @@ mod tests {
     fn commands_parse_and_unknown_is_code_4() {
         assert_eq!(Command::parse("CHECK").unwrap(), Command::Check);
         let error = Command::parse("ATTACH").unwrap_err();
-        assert_eq!((error.code, error.msg.as_str()), (INVALID_ENV, "unknown CNI_COMMAND: ATTACH"));
+        assert_eq!(
+            (error.code, error.msg.as_str()),
+            (INVALID_ENV, "unknown CNI_COMMAND: ATTACH")
+        );
     }
 }

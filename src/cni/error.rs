@@ -3,8 +3,6 @@
 use serde::Serialize;
 
 pub const INCOMPATIBLE_VERSION: u32 = 1;
-pub const UNSUPPORTED_FIELD: u32 = 2;
-pub const UNKNOWN_CONTAINER: u32 = 3;
 pub const INVALID_ENV: u32 = 4;
 pub const IO_FAILURE: u32 = 5;
 pub const DECODE_FAILURE: u32 = 6;
@@ -35,12 +33,6 @@ impl CniError {
     /// An error from errno `errno`, while doing `what`: "what: File exists".
     pub fn errno(code: u32, what: &str, errno: i32) -> Self {
         Self::new(code, join(what, &crate::errno::describe(errno)))
-    }
-
-    /// Prefixes the message with what was being done.
-    pub fn context(mut self, what: &str) -> Self {
-        self.msg = join(what, &self.msg);
-        self
     }
 }
 
@@ -82,15 +74,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn context_chains_outward() {
-        let error = CniError::errno(IO_FAILURE, "add route 400::/7", libc::EEXIST).context("in pod");
-        assert_eq!(error.msg, "in pod: add route 400::/7: File exists");
+    fn errno_message_names_the_step() {
+        let error = CniError::errno(IO_FAILURE, "add route 400::/7 in pod", libc::EEXIST);
+        assert_eq!(error.msg, "add route 400::/7 in pod: File exists");
     }
 
     #[test]
     fn document_has_spec_fields() {
         let mut error = CniError::new(INVALID_CONFIG, "bad");
-        assert_eq!(error.to_json("1.0.0"), r#"{"cniVersion":"1.0.0","code":7,"msg":"bad"}"#);
+        assert_eq!(
+            error.to_json("1.0.0"),
+            r#"{"cniVersion":"1.0.0","code":7,"msg":"bad"}"#
+        );
         error.details = "more".into();
         let expected = r#"{"cniVersion":"1.0.0","code":7,"msg":"bad","details":"more"}"#;
         assert_eq!(error.to_json("1.0.0"), expected);

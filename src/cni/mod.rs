@@ -32,17 +32,29 @@ pub struct Outcome {
 }
 
 /// Runs one CNI invocation. `command` is CNI_COMMAND's value.
-pub fn dispatch(command: &str, lookup: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read, plugin: &dyn Plugin) -> Outcome {
+pub fn dispatch(
+    command: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    plugin: &dyn Plugin,
+) -> Outcome {
     let mut input = Vec::new();
     let read = stdin.read_to_end(&mut input);
     let outcome = match read {
         Ok(_) => run(command, lookup, &input, plugin),
-        Err(error) => Err(CniError::new(IO_FAILURE, format!("read config from stdin: {error}"))),
+        Err(error) => Err(CniError::new(
+            IO_FAILURE,
+            format!("read config from stdin: {error}"),
+        )),
     };
     match outcome {
-        Ok(stdout) => Outcome { stdout, exit_code: 0 },
+        Ok(stdout) => Outcome {
+            stdout,
+            exit_code: 0,
+        },
         Err(error) => {
-            let cni_version = config::peek_version(&input).unwrap_or_else(|| version::LATEST.into());
+            let cni_version =
+                config::peek_version(&input).unwrap_or_else(|| version::LATEST.into());
             Outcome {
                 stdout: error.to_json(&cni_version),
                 exit_code: 1,
@@ -51,7 +63,12 @@ pub fn dispatch(command: &str, lookup: &dyn Fn(&str) -> Option<String>, stdin: &
     }
 }
 
-fn run(command: &str, lookup: &dyn Fn(&str) -> Option<String>, input: &[u8], plugin: &dyn Plugin) -> CniResult<String> {
+fn run(
+    command: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    input: &[u8],
+    plugin: &dyn Plugin,
+) -> CniResult<String> {
     let command = Command::parse(command)?;
     if command == Command::Version {
         return Ok(version::version_json());
@@ -80,7 +97,8 @@ fn require_version(command: Command, cni_version: &str) -> CniResult<()> {
     if version::at_least(cni_version, minimum) {
         return Ok(());
     }
-    let msg = format!("config version {cni_version} does not support {name} (needs {minimum} or newer)");
+    let msg =
+        format!("config version {cni_version} does not support {name} (needs {minimum} or newer)");
     Err(CniError::new(INCOMPATIBLE_VERSION, msg))
 }
 
@@ -96,11 +114,15 @@ mod tests {
 
     impl Plugin for Recorder {
         fn add(&self, env: &Env, conf: &NetConf) -> CniResult<String> {
-            self.calls.borrow_mut().push(format!("add {} {}", env.container_id, conf.name));
+            self.calls
+                .borrow_mut()
+                .push(format!("add {} {}", env.container_id, conf.name));
             Ok("{\"added\":true}".into())
         }
         fn del(&self, env: &Env, _: &NetConf) -> CniResult<()> {
-            self.calls.borrow_mut().push(format!("del {}", env.container_id));
+            self.calls
+                .borrow_mut()
+                .push(format!("del {}", env.container_id));
             Err(CniError::new(error::IO_FAILURE, "boom"))
         }
         fn check(&self, _: &Env, _: &NetConf) -> CniResult<()> {
@@ -138,7 +160,13 @@ mod tests {
     fn add_prints_result_and_exits_zero() {
         let plugin = Recorder::default();
         let outcome = call("ADD", CONF_040, &plugin);
-        assert_eq!(outcome, Outcome { stdout: "{\"added\":true}".into(), exit_code: 0 });
+        assert_eq!(
+            outcome,
+            Outcome {
+                stdout: "{\"added\":true}".into(),
+                exit_code: 0
+            }
+        );
         assert_eq!(*plugin.calls.borrow(), vec!["add c1 net1"]);
     }
 
@@ -147,26 +175,52 @@ mod tests {
         let plugin = Recorder::default();
         let outcome = call("DEL", CONF_040, &plugin);
         assert_eq!(outcome.exit_code, 1);
-        assert_eq!(outcome.stdout, r#"{"cniVersion":"0.4.0","code":5,"msg":"boom"}"#);
+        assert_eq!(
+            outcome.stdout,
+            r#"{"cniVersion":"0.4.0","code":5,"msg":"boom"}"#
+        );
     }
 
     #[test]
     fn check_and_status_print_nothing() {
         let plugin = Recorder::default();
-        assert_eq!(call("CHECK", CONF_040, &plugin), Outcome { stdout: String::new(), exit_code: 0 });
-        assert_eq!(call("STATUS", CONF_110, &plugin), Outcome { stdout: String::new(), exit_code: 0 });
+        assert_eq!(
+            call("CHECK", CONF_040, &plugin),
+            Outcome {
+                stdout: String::new(),
+                exit_code: 0
+            }
+        );
+        assert_eq!(
+            call("STATUS", CONF_110, &plugin),
+            Outcome {
+                stdout: String::new(),
+                exit_code: 0
+            }
+        );
         assert_eq!(call("GC", CONF_110, &plugin).exit_code, 0);
-        assert_eq!(*plugin.calls.borrow(), vec!["check", "status", format!("gc {}", CONF_110.len()).as_str()]);
+        assert_eq!(
+            *plugin.calls.borrow(),
+            vec!["check", "status", format!("gc {}", CONF_110.len()).as_str()]
+        );
     }
 
     #[test]
     fn commands_older_than_their_spec_get_code_1() {
         let plugin = Recorder::default();
         let conf_031 = CONF_040.replace("0.4.0", "0.3.1");
-        for (command, conf) in [("CHECK", conf_031.as_str()), ("STATUS", CONF_040), ("GC", CONF_040)] {
+        for (command, conf) in [
+            ("CHECK", conf_031.as_str()),
+            ("STATUS", CONF_040),
+            ("GC", CONF_040),
+        ] {
             let outcome = call(command, conf, &plugin);
             assert_eq!(outcome.exit_code, 1);
-            assert!(outcome.stdout.contains("\"code\":1"), "{command}: {}", outcome.stdout);
+            assert!(
+                outcome.stdout.contains("\"code\":1"),
+                "{command}: {}",
+                outcome.stdout
+            );
         }
         assert!(plugin.calls.borrow().is_empty());
     }
@@ -182,10 +236,17 @@ mod tests {
     #[test]
     fn unknown_command_and_bad_config_codes() {
         let plugin = Recorder::default();
-        assert!(call("FROB", CONF_040, &plugin).stdout.contains("\"code\":4"));
+        assert!(
+            call("FROB", CONF_040, &plugin)
+                .stdout
+                .contains("\"code\":4")
+        );
         assert!(call("ADD", "{", &plugin).stdout.contains("\"code\":6"));
         let outcome = call("ADD", r#"{"cniVersion":"1.0.0"}"#, &plugin);
-        assert_eq!(outcome.stdout, r#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config: missing field `name` at line 1 column 22"}"#);
+        assert_eq!(
+            outcome.stdout,
+            r#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config: missing field `name` at line 1 column 22"}"#
+        );
         assert!(plugin.calls.borrow().is_empty());
     }
 }

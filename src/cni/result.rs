@@ -26,14 +26,14 @@ pub struct Attachment<'a> {
 }
 
 pub fn format_mac(mac: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(mac.len() * 3);
     for (i, byte) in mac.iter().enumerate() {
         if i > 0 {
             text.push(':');
         }
-        text.push(HEX[usize::from(byte >> 4)] as char);
-        text.push(HEX[usize::from(byte & 15)] as char);
+        for nibble in [byte >> 4, byte & 15] {
+            text.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
     }
     text
 }
@@ -52,18 +52,33 @@ fn interface_json(interface: &Interface, cni_version: &str) -> Value {
 }
 
 fn list<'a>(result: &'a mut Map<String, Value>, key: &str) -> CniResult<&'a mut Vec<Value>> {
-    match result.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
+    match result
+        .entry(key)
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
         Value::Array(items) => Ok(items),
-        _ => Err(CniError::new(INVALID_CONFIG, format!("invalid prevResult: {key} is not a list"))),
+        _ => Err(CniError::new(
+            INVALID_CONFIG,
+            format!("invalid prevResult: {key} is not a list"),
+        )),
     }
 }
 
 /// The ADD result: `prev` (if chained) with our interfaces, IP and routes appended.
-pub fn add_result(cni_version: &str, prev: Option<&Value>, attachment: &Attachment) -> CniResult<String> {
+pub fn add_result(
+    cni_version: &str,
+    prev: Option<&Value>,
+    attachment: &Attachment,
+) -> CniResult<String> {
     let mut result = match prev {
         None => Map::new(),
         Some(Value::Object(object)) => object.clone(),
-        Some(_) => return Err(CniError::new(INVALID_CONFIG, "invalid prevResult: not an object")),
+        Some(_) => {
+            return Err(CniError::new(
+                INVALID_CONFIG,
+                "invalid prevResult: not an object",
+            ));
+        }
     };
     result.insert("cniVersion".into(), cni_version.into());
     let interfaces = list(&mut result, "interfaces")?;
@@ -75,8 +90,8 @@ pub fn add_result(cni_version: &str, prev: Option<&Value>, attachment: &Attachme
         "gateway": attachment.gateway,
         "interface": pod_index,
     });
-    if !version::at_least(cni_version, "1.0.0") {
-        ip["version"] = "6".into();
+    if let (false, Value::Object(ip)) = (version::at_least(cni_version, "1.0.0"), &mut ip) {
+        ip.insert("version".into(), "6".into());
     }
     list(&mut result, "ips")?.push(ip);
     let routes = list(&mut result, "routes")?;
@@ -95,8 +110,6 @@ pub struct PrevResult {
     pub interfaces: Vec<PrevInterface>,
     #[serde(default)]
     pub ips: Vec<PrevIp>,
-    #[serde(default)]
-    pub routes: Vec<PrevRoute>,
 }
 
 #[derive(Deserialize)]
@@ -110,12 +123,6 @@ pub struct PrevInterface {
 pub struct PrevIp {
     pub address: String,
     pub interface: Option<usize>,
-}
-
-#[derive(Deserialize)]
-pub struct PrevRoute {
-    pub dst: String,
-    pub gw: Option<String>,
 }
 
 impl PrevResult {
@@ -140,8 +147,18 @@ mod tests {
 
     fn attachment() -> Attachment<'static> {
         Attachment {
-            host: Interface { name: "myc0123456789ab", mac: &[0x0a, 0x1b, 0, 0, 0xff, 1], mtu: 1400, sandbox: None },
-            pod: Interface { name: "eth0", mac: &[2, 0, 0, 0, 0, 2], mtu: 1400, sandbox: Some("/var/run/netns/p") },
+            host: Interface {
+                name: "myc0123456789ab",
+                mac: &[0x0a, 0x1b, 0, 0, 0xff, 1],
+                mtu: 1400,
+                sandbox: None,
+            },
+            pod: Interface {
+                name: "eth0",
+                mac: &[2, 0, 0, 0, 0, 2],
+                mtu: 1400,
+                sandbox: Some("/var/run/netns/p"),
+            },
             address: "5fd:a395:1a8d:501d:ff0f::1/128".into(),
             gateway: "fe80::1",
             routes: &ROUTES,
@@ -200,7 +217,9 @@ mod tests {
     fn rejects_malformed_prev_result() {
         let bad = [json!([1]), json!({"interfaces": 5})];
         for prev in &bad {
-            let error = add_result("1.0.0", Some(prev), &attachment()).err().unwrap();
+            let error = add_result("1.0.0", Some(prev), &attachment())
+                .err()
+                .unwrap();
             assert_eq!(error.code, INVALID_CONFIG);
         }
     }

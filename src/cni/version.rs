@@ -15,7 +15,10 @@ pub fn check_supported(version: &str) -> CniResult<()> {
         Some(_) => Ok(()),
         None => Err(CniError::new(
             INCOMPATIBLE_VERSION,
-            format!("incompatible CNI version {version:?}: supported are {}", SUPPORTED.join(", ")),
+            format!(
+                "incompatible CNI version {version:?}: supported are {}",
+                SUPPORTED.join(", ")
+            ),
         )),
     }
 }
@@ -39,7 +42,11 @@ mod tests {
     fn exact_match_only() {
         assert!(check_supported("1.0.0").is_ok());
         for bad in ["1.0", "0.2.0", "1.0.0 ", "", "2.0.0"] {
-            assert_eq!(check_supported(bad).unwrap_err().code, INCOMPATIBLE_VERSION, "{bad:?}");
+            assert_eq!(
+                check_supported(bad).unwrap_err().code,
+                INCOMPATIBLE_VERSION,
+                "{bad:?}"
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 //! IPv6 addresses: add one (no DAD), list those of one link.
 
 use super::reply::{self, Attrs};
-use super::{NlError, NlResult, Netlink};
+use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
@@ -13,9 +13,7 @@ pub const RTM_GETADDR: u16 = 22;
 const IFADDR_LEN: usize = 8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_FLAGS: u16 = 8;
-pub const IFA_F_NODAD: u32 = 0x02;
 pub const IFA_F_TENTATIVE: u32 = 0x40;
-pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Address {

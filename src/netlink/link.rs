@@ -1,7 +1,7 @@
 //! Links: look up, create the veth pair, set alias/up, delete, dump.
 
 use super::reply::{self, Attrs};
-use super::{NlError, NlResult, Netlink};
+use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -99,7 +99,9 @@ pub fn veth_request(host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> Lin
 pub fn set_alias_request(index: u32, alias: &str) -> LinkMessage {
     let mut message = LinkMessage::default();
     message.header.index = index;
-    message.attributes.push(LinkAttribute::IfAlias(alias.into()));
+    message
+        .attributes
+        .push(LinkAttribute::IfAlias(alias.into()));
     message
 }
 
@@ -127,7 +129,13 @@ impl Netlink {
         }
     }
 
-    pub fn create_veth(&mut self, host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> NlResult<()> {
+    pub fn create_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        mtu: u32,
+        peer_netns_fd: i32,
+    ) -> NlResult<()> {
         let request = veth_request(host, peer, mtu, peer_netns_fd);
         self.change(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &request)
     }

@@ -9,6 +9,9 @@ pub mod link;
 pub mod reply;
 pub mod route;
 
+#[cfg(test)]
+mod golden;
+
 use netlink_packet_core::{
     Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkHeader,
 };
@@ -31,7 +34,11 @@ impl NlError {
     }
 
     fn last_os() -> Self {
-        Self::from_errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Self::from_errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     }
 
     fn protocol() -> Self {
@@ -69,8 +76,9 @@ pub fn build<P: Emitable>(message_type: u16, flags: u16, sequence: u32, payload:
     header.flags = flags | NLM_F_REQUEST;
     header.sequence_number = sequence;
     let mut bytes = vec![0u8; header.length as usize];
-    header.emit(&mut bytes[..16]);
-    payload.emit(&mut bytes[16..]);
+    let (head, body) = bytes.split_at_mut(reply::HEADER_LEN);
+    header.emit(head);
+    payload.emit(body);
     bytes
 }
 
@@ -102,7 +110,12 @@ impl Netlink {
     }
 
     /// Sends a request that changes something and waits for its ACK.
-    pub fn change<P: Emitable>(&mut self, message_type: u16, flags: u16, payload: &P) -> NlResult<()> {
+    pub fn change<P: Emitable>(
+        &mut self,
+        message_type: u16,
+        flags: u16,
+        payload: &P,
+    ) -> NlResult<()> {
         self.exchange(message_type, flags | NLM_F_ACK, payload, &mut |_| Ok(()))
     }
 
@@ -135,10 +148,14 @@ impl Netlink {
     ) -> NlResult<()> {
         let sequence = self.next_sequence();
         let request = build(message_type, flags, sequence, payload);
-        self.socket.send(&request, 0).map_err(|_| NlError::last_os())?;
+        self.socket
+            .send(&request, 0)
+            .map_err(|_| NlError::last_os())?;
         loop {
             self.buf.clear();
-            self.socket.recv(&mut self.buf, 0).map_err(|_| NlError::last_os())?;
+            self.socket
+                .recv(&mut self.buf, 0)
+                .map_err(|_| NlError::last_os())?;
             for message in reply::Messages::new(&self.buf) {
                 let message = message.ok_or_else(NlError::protocol)?;
                 if message.sequence != sequence {
@@ -166,7 +183,11 @@ fn set_option(fd: libc::c_int, option: libc::c_int) -> NlResult<()> {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(NlError::last_os()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(NlError::last_os())
+    }
 }
 
 /// NLMSG_ERROR carries a negative errno (0 for an ACK), the request's header
@@ -177,10 +198,9 @@ fn ack_result(message: &Message) -> NlResult<()> {
         return Ok(());
     }
     let mut error = NlError::from_errno(-errno);
-    if let Some(tlvs) = message.body.get(4 + 16..) {
-        if let Some(text) = Attrs::new(tlvs).value_of(NLMSGERR_ATTR_MSG) {
-            error.kernel_msg = reply::c_string(text);
-        }
+    let tlvs = message.body.get(4 + reply::HEADER_LEN..).unwrap_or(&[]);
+    if let Some(text) = Attrs::new(tlvs).value_of(NLMSGERR_ATTR_MSG) {
+        error.kernel_msg = reply::c_string(text);
     }
     Err(error)
 }

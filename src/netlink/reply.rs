@@ -10,11 +10,15 @@ fn align4(len: usize) -> usize {
 }
 
 pub fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(bytes.get(offset..offset + 2)?.try_into().ok()?))
+    Some(u16::from_ne_bytes(
+        bytes.get(offset..offset + 2)?.try_into().ok()?,
+    ))
 }
 
 pub fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(bytes.get(offset..offset + 4)?.try_into().ok()?))
+    Some(u32::from_ne_bytes(
+        bytes.get(offset..offset + 4)?.try_into().ok()?,
+    ))
 }
 
 pub fn i32_at(bytes: &[u8], offset: usize) -> Option<i32> {
@@ -23,8 +27,8 @@ pub fn i32_at(bytes: &[u8], offset: usize) -> Option<i32> {
 
 /// A NUL-terminated (or not) attribute payload as text.
 pub fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    let text = bytes.split(|&b| b == 0).next().unwrap_or(bytes);
+    String::from_utf8_lossy(text).into_owned()
 }
 
 pub fn ipv6(bytes: &[u8]) -> Option<std::net::Ipv6Addr> {
@@ -95,7 +99,8 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn value_of(mut self, wanted: u16) -> Option<&'a [u8]> {
-        self.find(|(kind, _)| *kind == wanted).map(|(_, value)| value)
+        self.find(|(kind, _)| *kind == wanted)
+            .map(|(_, value)| value)
     }
 }
 
@@ -152,7 +157,12 @@ mod tests {
         short.truncate(16);
         let all: Vec<_> = Messages::new(&short).map(|m| m.is_some()).collect();
         assert_eq!(all, vec![false]);
-        assert_eq!(Messages::new(&[1, 2, 3]).map(|m| m.is_some()).collect::<Vec<_>>(), vec![false]);
+        assert_eq!(
+            Messages::new(&[1, 2, 3])
+                .map(|m| m.is_some())
+                .collect::<Vec<_>>(),
+            vec![false]
+        );
     }
 
     #[test]
@@ -165,7 +175,10 @@ mod tests {
         let found: Vec<_> = Attrs::new(&attrs).map(|(k, v)| (k, v.len())).collect();
         assert_eq!(found, vec![(4, 4), (3, 3)]);
         assert_eq!(c_string(Attrs::new(&attrs).value_of(3).unwrap()), "ab");
-        assert_eq!(u32_at(Attrs::new(&attrs).value_of(4).unwrap(), 0), Some(1400));
+        assert_eq!(
+            u32_at(Attrs::new(&attrs).value_of(4).unwrap(), 0),
+            Some(1400)
+        );
         assert!(Attrs::new(&[2, 0, 1, 0]).next().is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! IPv6 routes in the main table: add (exclusive), look up, list by link.
 
 use super::reply::{self, Attrs};
-use super::{NlError, NlResult, Netlink};
+use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
@@ -49,23 +49,35 @@ impl Route {
 }
 
 fn main_table_header(prefix_len: u8) -> RouteHeader {
-    let mut header = RouteHeader::default();
-    header.address_family = AddressFamily::Inet6;
-    header.destination_prefix_length = prefix_len;
-    header.table = RouteHeader::RT_TABLE_MAIN;
-    header
+    RouteHeader {
+        address_family: AddressFamily::Inet6,
+        destination_prefix_length: prefix_len,
+        table: RouteHeader::RT_TABLE_MAIN,
+        ..RouteHeader::default()
+    }
 }
 
 /// `destination/prefix_len dev oif`, optionally `via gateway`.
-pub fn add_request(destination: Ipv6Addr, prefix_len: u8, gateway: Option<Ipv6Addr>, oif: u32) -> RouteMessage {
+pub fn add_request(
+    destination: Ipv6Addr,
+    prefix_len: u8,
+    gateway: Option<Ipv6Addr>,
+    oif: u32,
+) -> RouteMessage {
     let mut message = RouteMessage::default();
     message.header = main_table_header(prefix_len);
     message.header.protocol = RouteProtocol::Static;
     message.header.scope = RouteScope::Universe;
     message.header.kind = RouteType::Unicast;
-    message.attributes.push(RouteAttribute::Destination(RouteAddress::Inet6(destination)));
+    message
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet6(
+            destination,
+        )));
     if let Some(gateway) = gateway {
-        message.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        message
+            .attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
     }
     message.attributes.push(RouteAttribute::Oif(oif));
     message
@@ -76,7 +88,11 @@ pub fn lookup_request(destination: Ipv6Addr) -> RouteMessage {
     let mut message = RouteMessage::default();
     message.header.address_family = AddressFamily::Inet6;
     message.header.destination_prefix_length = 128;
-    message.attributes.push(RouteAttribute::Destination(RouteAddress::Inet6(destination)));
+    message
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet6(
+            destination,
+        )));
     message
 }
 
@@ -90,7 +106,13 @@ pub fn list_request(oif: u32) -> RouteMessage {
 
 impl Netlink {
     /// Adds the route with NLM_F_EXCL: EEXIST when one with that destination exists.
-    pub fn add_route(&mut self, destination: Ipv6Addr, prefix_len: u8, gateway: Option<Ipv6Addr>, oif: u32) -> NlResult<()> {
+    pub fn add_route(
+        &mut self,
+        destination: Ipv6Addr,
+        prefix_len: u8,
+        gateway: Option<Ipv6Addr>,
+        oif: u32,
+    ) -> NlResult<()> {
         let request = add_request(destination, prefix_len, gateway, oif);
         self.change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &request)
     }
@@ -103,12 +125,13 @@ impl Netlink {
     pub fn routes(&mut self, oif: u32) -> NlResult<Vec<Route>> {
         let mut found = Vec::new();
         self.dump(RTM_GETROUTE, &list_request(oif), &mut |message| {
-            if message.kind == RTM_NEWROUTE {
-                if let Some(route) = Route::parse(message.body) {
-                    if route.oif == oif && route.table == RouteHeader::RT_TABLE_MAIN {
-                        found.push(route);
-                    }
-                }
+            let route = (message.kind == RTM_NEWROUTE)
+                .then(|| Route::parse(message.body))
+                .flatten();
+            if let Some(route) =
+                route.filter(|r| r.oif == oif && r.table == RouteHeader::RT_TABLE_MAIN)
+            {
+                found.push(route);
             }
             Ok(())
         })?;

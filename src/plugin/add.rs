@@ -3,12 +3,16 @@
 //! Anything created is undone by deleting the host veth (the pod end and
 //! the /128 route go with it).
 
-use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, OVERLAY, OVERLAY_CIDR, OVERLAY_PREFIX_LEN};
+use super::naming::{
+    AttachmentId, GATEWAY, MAX_ALIAS_LEN, OVERLAY, OVERLAY_CIDR, OVERLAY_PREFIX_LEN,
+};
 use super::node::{self, Node};
 use super::{Pod, attachment_id, host, is_ours, kernel_error, log, open_host, open_pod};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
-use crate::cni::error::{CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS};
+use crate::cni::error::{
+    CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS,
+};
 use crate::cni::result::{self, Attachment, Interface};
 use crate::netlink::Netlink;
 use crate::netlink::link::Link;
@@ -24,14 +28,19 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     let id = attachment_id(env, conf);
     let alias = id.alias();
     if alias.len() > MAX_ALIAS_LEN {
-        let msg = format!("network name, container ID and ifname make an alias over {MAX_ALIAS_LEN} bytes");
+        let msg = format!(
+            "network name, container ID and ifname make an alias over {MAX_ALIAS_LEN} bytes"
+        );
         return Err(CniError::new(INVALID_CONFIG, msg));
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
     let mtu = conf.mtu.unwrap_or(node.mtu);
     let mut pod = open_pod(&env.netns)?;
-    let existing = pod.nl.link_by_name(&env.ifname).map_err(|e| kernel_error("look up interface in pod", e))?;
+    let existing = pod
+        .nl
+        .link_by_name(&env.ifname)
+        .map_err(|e| kernel_error("look up interface in pod", e))?;
     if existing.is_some() {
         let msg = format!("interface {} already exists in {}", env.ifname, env.netns);
         return Err(CniError::new(INTERFACE_EXISTS, msg));
@@ -40,8 +49,18 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     match configure(&mut host, &mut pod, &node, &id, &host_veth) {
         Ok((address, pod_link)) => {
             let attachment = Attachment {
-                host: Interface { name: &host_veth.name, mac: &host_veth.mac, mtu, sandbox: None },
-                pod: Interface { name: &pod_link.name, mac: &pod_link.mac, mtu, sandbox: Some(&env.netns) },
+                host: Interface {
+                    name: &host_veth.name,
+                    mac: &host_veth.mac,
+                    mtu,
+                    sandbox: None,
+                },
+                pod: Interface {
+                    name: &pod_link.name,
+                    mac: &pod_link.mac,
+                    mtu,
+                    sandbox: Some(&env.netns),
+                },
                 address: format!("{address}/{POD_PREFIX_LEN}"),
                 gateway: "fe80::1",
                 routes: &[OVERLAY_CIDR],
@@ -69,19 +88,30 @@ fn create_veth(host: &mut Netlink, pod: &Pod, id: &AttachmentId, mtu: u32) -> Cn
         match host.create_veth(&name, id.ifname, mtu, pod.netns.fd()) {
             Ok(()) => return label_new_veth(host, &name, &alias),
             Err(e) if e.errno == libc::EEXIST => {}
-            Err(e) => return Err(kernel_error(&format!("create veth {name} with peer {}", id.ifname), e)),
+            Err(e) => {
+                return Err(kernel_error(
+                    &format!("create veth {name} with peer {}", id.ifname),
+                    e,
+                ));
+            }
         }
-        let taken = host.link_by_name(&name).map_err(|e| kernel_error("look up host veth", e))?;
+        let taken = host
+            .link_by_name(&name)
+            .map_err(|e| kernel_error("look up host veth", e))?;
         match taken {
             Some(link) if link.alias == alias && is_ours(&link) && !replaced_leftover => {
                 log(&format!("replacing leftover host veth {name} of {alias}"));
-                host.delete_link(link.index).map_err(|e| kernel_error("delete leftover host veth", e))?;
+                host.delete_link(link.index)
+                    .map_err(|e| kernel_error("delete leftover host veth", e))?;
                 replaced_leftover = true;
             }
             _ => attempt += 1,
         }
     }
-    Err(CniError::new(IO_FAILURE, format!("no free host veth name for {alias}")))
+    Err(CniError::new(
+        IO_FAILURE,
+        format!("no free host veth name for {alias}"),
+    ))
 }
 
 /// Looks up the new host veth and sets its alias: the record that lets DEL,
@@ -90,7 +120,12 @@ fn label_new_veth(host: &mut Netlink, name: &str, alias: &str) -> CniResult<Link
     let mut link = host
         .link_by_name(name)
         .map_err(|e| kernel_error("look up new host veth", e))?
-        .ok_or_else(|| CniError::new(IO_FAILURE, format!("host veth {name} vanished after creation")))?;
+        .ok_or_else(|| {
+            CniError::new(
+                IO_FAILURE,
+                format!("host veth {name} vanished after creation"),
+            )
+        })?;
     if let Err(e) = host.set_alias(link.index, alias) {
         let _ = host.delete_link(link.index);
         return Err(kernel_error(&format!("set alias of host veth {name}"), e));
@@ -99,7 +134,13 @@ fn label_new_veth(host: &mut Netlink, name: &str, alias: &str) -> CniResult<Link
     Ok(link)
 }
 
-fn configure(host: &mut Netlink, pod: &mut Pod, node: &Node, id: &AttachmentId, host_veth: &Link) -> CniResult<(Ipv6Addr, Link)> {
+fn configure(
+    host: &mut Netlink,
+    pod: &mut Pod,
+    node: &Node,
+    id: &AttachmentId,
+    host_veth: &Link,
+) -> CniResult<(Ipv6Addr, Link)> {
     host.add_address(host_veth.index, GATEWAY, HOST_LINK_LOCAL_PREFIX_LEN)
         .map_err(|e| kernel_error("add fe80::1 to host veth", e))?;
     host::refuse_router_advertisements(&host_veth.name)?;
@@ -108,12 +149,21 @@ fn configure(host: &mut Netlink, pod: &mut Pod, node: &Node, id: &AttachmentId, 
         .nl
         .link_by_name(id.ifname)
         .map_err(|e| kernel_error("look up new interface in pod", e))?
-        .ok_or_else(|| CniError::new(IO_FAILURE, format!("interface {} missing in pod after creation", id.ifname)))?;
-    pod.nl.set_up(pod_link.index).map_err(|e| kernel_error(&format!("set {} up in pod", id.ifname), e))?;
+        .ok_or_else(|| {
+            CniError::new(
+                IO_FAILURE,
+                format!("interface {} missing in pod after creation", id.ifname),
+            )
+        })?;
+    pod.nl
+        .set_up(pod_link.index)
+        .map_err(|e| kernel_error(&format!("set {} up in pod", id.ifname), e))?;
     pod.nl
         .add_address(pod_link.index, address, POD_PREFIX_LEN)
         .map_err(|e| kernel_error(&format!("add address {address}/128 in pod"), e))?;
-    pod.nl.set_up(LOOPBACK_INDEX).map_err(|e| kernel_error("set lo up in pod", e))?;
+    pod.nl
+        .set_up(LOOPBACK_INDEX)
+        .map_err(|e| kernel_error("set lo up in pod", e))?;
     pod.nl
         .add_route(OVERLAY, OVERLAY_PREFIX_LEN, Some(GATEWAY), pod_link.index)
         .map_err(|e| kernel_error("add route 400::/7 via fe80::1 in pod", e))?;
@@ -124,7 +174,12 @@ fn configure(host: &mut Netlink, pod: &mut Pod, node: &Node, id: &AttachmentId, 
 /// The /128 host route is the claim on an address: created with
 /// NLM_F_EXCL, so of two concurrent ADDs only one gets it; EEXIST means
 /// taken, try the next candidate.
-fn claim_address(host: &mut Netlink, node: &Node, id: &AttachmentId, host_index: u32) -> CniResult<Ipv6Addr> {
+fn claim_address(
+    host: &mut Netlink,
+    node: &Node,
+    id: &AttachmentId,
+    host_index: u32,
+) -> CniResult<Ipv6Addr> {
     for attempt in 0..ADDRESS_ATTEMPTS {
         let candidate = id.pod_address(node.prefix(), attempt);
         if candidate == node.address {
@@ -133,7 +188,12 @@ fn claim_address(host: &mut Netlink, node: &Node, id: &AttachmentId, host_index:
         match host.add_route(candidate, POD_PREFIX_LEN, None, host_index) {
             Ok(()) => return Ok(candidate),
             Err(e) if e.errno == libc::EEXIST => continue,
-            Err(e) => return Err(kernel_error(&format!("add route {candidate}/128 on host"), e)),
+            Err(e) => {
+                return Err(kernel_error(
+                    &format!("add route {candidate}/128 on host"),
+                    e,
+                ));
+            }
         }
     }
     let msg = format!("no free pod address in the node /64 after {ADDRESS_ATTEMPTS} attempts");

@@ -21,15 +21,21 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         .as_ref()
         .ok_or_else(|| CniError::new(INVALID_CONFIG, "invalid config: CHECK needs prevResult"))?;
     let prev = PrevResult::parse(prev)?;
-    let pod_index = prev
-        .pod_interface(&env.ifname, &env.netns)
-        .ok_or_else(|| failed(format!("prevResult lists no interface {} in {}", env.ifname, env.netns)))?;
+    let pod_index = prev.pod_interface(&env.ifname, &env.netns).ok_or_else(|| {
+        failed(format!(
+            "prevResult lists no interface {} in {}",
+            env.ifname, env.netns
+        ))
+    })?;
     let addresses = pod_addresses(&prev, pod_index)?;
 
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
     if let Some(outside) = addresses.iter().find(|a| !node.owns(**a)) {
-        let msg = format!("pod address {outside} is not in the /64 of {} ({})", conf.mycelium_interface, node.address);
+        let msg = format!(
+            "pod address {outside} is not in the /64 of {} ({})",
+            conf.mycelium_interface, node.address
+        );
         return Err(failed(msg));
     }
     let id = attachment_id(env, conf);
@@ -38,10 +44,15 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     if !host_veth.is_up() {
         return Err(failed(format!("host veth {} is down", host_veth.name)));
     }
-    let host_routes = host.routes(host_veth.index).map_err(|e| kernel_error("list host routes", e))?;
+    let host_routes = host
+        .routes(host_veth.index)
+        .map_err(|e| kernel_error("list host routes", e))?;
     for address in &addresses {
         if !host_routes.iter().any(|r| is_route(r, *address, 128, None)) {
-            return Err(failed(format!("no route {address}/128 dev {} on host", host_veth.name)));
+            return Err(failed(format!(
+                "no route {address}/128 dev {} on host",
+                host_veth.name
+            )));
         }
     }
 
@@ -54,35 +65,61 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     if !link.is_up() {
         return Err(failed(format!("interface {} in pod is down", env.ifname)));
     }
-    let present = pod.nl.addresses(link.index).map_err(|e| kernel_error("list pod addresses", e))?;
+    let present = pod
+        .nl
+        .addresses(link.index)
+        .map_err(|e| kernel_error("list pod addresses", e))?;
     for address in &addresses {
         if !present.iter().any(|p| p.address == *address) {
-            return Err(failed(format!("address {address} missing on {} in pod", env.ifname)));
+            return Err(failed(format!(
+                "address {address} missing on {} in pod",
+                env.ifname
+            )));
         }
     }
-    let pod_routes = pod.nl.routes(link.index).map_err(|e| kernel_error("list pod routes", e))?;
-    if !pod_routes.iter().any(|r| is_route(r, OVERLAY, OVERLAY_PREFIX_LEN, Some(GATEWAY))) {
-        return Err(failed(format!("no route 400::/7 via fe80::1 dev {} in pod", env.ifname)));
+    let pod_routes = pod
+        .nl
+        .routes(link.index)
+        .map_err(|e| kernel_error("list pod routes", e))?;
+    if !pod_routes
+        .iter()
+        .any(|r| is_route(r, OVERLAY, OVERLAY_PREFIX_LEN, Some(GATEWAY)))
+    {
+        return Err(failed(format!(
+            "no route 400::/7 via fe80::1 dev {} in pod",
+            env.ifname
+        )));
     }
     Ok(())
 }
 
-fn is_route(route: &Route, destination: Ipv6Addr, prefix_len: u8, gateway: Option<Ipv6Addr>) -> bool {
-    route.destination == Some(destination) && route.prefix_len == prefix_len && route.gateway == gateway
+fn is_route(
+    route: &Route,
+    destination: Ipv6Addr,
+    prefix_len: u8,
+    gateway: Option<Ipv6Addr>,
+) -> bool {
+    route.destination == Some(destination)
+        && route.prefix_len == prefix_len
+        && route.gateway == gateway
 }
 
 /// The IPv6 addresses prevResult gives the pod interface.
 fn pod_addresses(prev: &PrevResult, pod_index: usize) -> CniResult<Vec<Ipv6Addr>> {
     let mut addresses = Vec::new();
     for ip in prev.ips.iter().filter(|ip| ip.interface == Some(pod_index)) {
-        let network: Ipv6Network = ip
-            .address
-            .parse()
-            .map_err(|_| CniError::new(INVALID_CONFIG, format!("invalid prevResult: address {:?}", ip.address)))?;
+        let network: Ipv6Network = ip.address.parse().map_err(|_| {
+            CniError::new(
+                INVALID_CONFIG,
+                format!("invalid prevResult: address {:?}", ip.address),
+            )
+        })?;
         addresses.push(network.ip());
     }
     if addresses.is_empty() {
-        return Err(failed("prevResult lists no IPv6 address for the pod interface".into()));
+        return Err(failed(
+            "prevResult lists no IPv6 address for the pod interface".into(),
+        ));
     }
     Ok(addresses)
 }

@@ -14,7 +14,9 @@ pub fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
     };
     match host.delete_link(link.index) {
         // A concurrent GC or the pod's namespace going away got there first.
-        Err(e) if e.errno != libc::ENODEV => Err(kernel_error(&format!("delete host veth {}", link.name), e)),
+        Err(e) if e.errno != libc::ENODEV => {
+            Err(kernel_error(&format!("delete host veth {}", link.name), e))
+        }
         _ => Ok(()),
     }
 }

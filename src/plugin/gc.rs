@@ -26,12 +26,16 @@ pub fn gc(conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
     let gc_conf: GcConf = serde_json::from_slice(stdin)
         .map_err(|e| CniError::new(INVALID_CONFIG, format!("invalid config: {e}")))?;
     // Without the list, every attachment would look stale: refuse.
-    let valid = gc_conf
-        .valid
-        .or(gc_conf.older)
-        .ok_or_else(|| CniError::new(INVALID_CONFIG, "invalid config: GC needs cni.dev/valid-attachments"))?;
+    let valid = gc_conf.valid.or(gc_conf.older).ok_or_else(|| {
+        CniError::new(
+            INVALID_CONFIG,
+            "invalid config: GC needs cni.dev/valid-attachments",
+        )
+    })?;
     let is_valid = |container_id: &str, ifname: &str| {
-        valid.iter().any(|a| a.container_id == container_id && a.ifname == ifname)
+        valid
+            .iter()
+            .any(|a| a.container_id == container_id && a.ifname == ifname)
     };
     let mut host = open_host()?;
     let links = host.links().map_err(|e| kernel_error("list links", e))?;
@@ -45,7 +49,12 @@ pub fn gc(conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
         match host.delete_link(link.index) {
             Ok(()) => log(&format!("GC: deleted {} of {}", link.name, link.alias)),
             Err(e) if e.errno == libc::ENODEV => {}
-            Err(e) => return Err(kernel_error(&format!("GC: delete host veth {}", link.name), e)),
+            Err(e) => {
+                return Err(kernel_error(
+                    &format!("GC: delete host veth {}", link.name),
+                    e,
+                ));
+            }
         }
     }
     Ok(())

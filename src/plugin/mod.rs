@@ -13,7 +13,7 @@ use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{CniError, CniResult, INVALID_ENV, IO_FAILURE, STATUS_NOT_AVAILABLE};
 use crate::netlink::link::Link;
-use crate::netlink::{NlError, Netlink};
+use crate::netlink::{Netlink, NlError};
 use crate::netns::Netns;
 use naming::AttachmentId;
 
@@ -34,10 +34,12 @@ impl Plugin for MyceliumPlugin {
 
     fn status(&self, conf: &NetConf) -> CniResult<()> {
         let mut nl = open_host()?;
-        node::inspect(&mut nl, &conf.mycelium_interface).map(|_| ()).map_err(|mut error| {
-            error.code = STATUS_NOT_AVAILABLE;
-            error
-        })
+        node::inspect(&mut nl, &conf.mycelium_interface)
+            .map(|_| ())
+            .map_err(|mut error| {
+                error.code = STATUS_NOT_AVAILABLE;
+                error
+            })
     }
 
     fn gc(&self, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
@@ -91,7 +93,10 @@ pub fn open_pod(path: &str) -> CniResult<Pod> {
     }
     let nl = {
         let _inside = netns.enter().map_err(|errno| match errno {
-            libc::EINVAL => CniError::new(INVALID_ENV, format!("CNI_NETNS {path} is not a network namespace")),
+            libc::EINVAL => CniError::new(
+                INVALID_ENV,
+                format!("CNI_NETNS {path} is not a network namespace"),
+            ),
             _ => CniError::errno(IO_FAILURE, &format!("enter CNI_NETNS {path}"), errno),
         })?;
         Netlink::open().map_err(|e| kernel_error("open netlink socket in pod", e))?
@@ -110,7 +115,9 @@ pub fn find_host_veth(nl: &mut Netlink, id: &AttachmentId) -> CniResult<Option<L
         return Ok(Some(link));
     }
     let links = nl.links().map_err(|e| kernel_error("list links", e))?;
-    Ok(links.into_iter().find(|link| link.alias == alias && is_ours(link)))
+    Ok(links
+        .into_iter()
+        .find(|link| link.alias == alias && is_ours(link)))
 }
 
 /// A veth whose name has our prefix: only such links are ever deleted.

@@ -12,8 +12,9 @@ pub const OVERLAY_CIDR: &str = "400::/7";
 /// Interface IDs of pod addresses start with this, apart from hand-made ones.
 const IID_MARKER: u64 = 0xff0f << 48;
 const IID_HASH_MASK: u64 = (1 << 48) - 1;
-/// Kernel limit for IFLA_IFALIAS (IFALIASZ is 256 with the NUL).
-pub const MAX_ALIAS_LEN: usize = 255;
+/// IFALIASZ is 256 and the kernel keeps at most 255 bytes of the attribute,
+/// which netlink-packet-route sends with a NUL: 254 bytes of text.
+pub const MAX_ALIAS_LEN: usize = 254;
 
 pub struct AttachmentId<'a> {
     pub network: &'a str,
@@ -72,7 +73,11 @@ impl AttachmentId<'_> {
 pub fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
     let mut parts = alias.split('/');
     let found = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() { None } else { Some(found) }
+    if parts.next().is_some() {
+        None
+    } else {
+        Some(found)
+    }
 }
 
 /// The first 64 bits: the node's /64 in Mycelium.
@@ -88,10 +93,16 @@ pub fn in_overlay(address: Ipv6Addr) -> bool {
 mod tests {
     use super::*;
 
-    const NODE: Ipv6Addr = Ipv6Addr::new(0x5fd, 0xa395, 0x1a8d, 0x501d, 0xf650, 0x6887, 0x2bd4, 0xee49);
+    const NODE: Ipv6Addr = Ipv6Addr::new(
+        0x5fd, 0xa395, 0x1a8d, 0x501d, 0xf650, 0x6887, 0x2bd4, 0xee49,
+    );
 
     fn id<'a>(container_id: &'a str) -> AttachmentId<'a> {
-        AttachmentId { network: "mycelium", container_id, ifname: "eth0" }
+        AttachmentId {
+            network: "mycelium",
+            container_id,
+            ifname: "eth0",
+        }
     }
 
     #[test]
@@ -114,14 +125,38 @@ mod tests {
     #[test]
     fn addresses_are_stable_and_differ_by_input_and_attempt() {
         let prefix = node_prefix(NODE);
-        assert_eq!(id("a").pod_address(prefix, 0), id("a").pod_address(prefix, 0));
-        assert_ne!(id("a").pod_address(prefix, 0), id("a").pod_address(prefix, 1));
-        assert_ne!(id("a").pod_address(prefix, 0), id("b").pod_address(prefix, 0));
-        let other_ifname = AttachmentId { network: "mycelium", container_id: "a", ifname: "eth1" };
-        assert_ne!(id("a").pod_address(prefix, 0), other_ifname.pod_address(prefix, 0));
+        assert_eq!(
+            id("a").pod_address(prefix, 0),
+            id("a").pod_address(prefix, 0)
+        );
+        assert_ne!(
+            id("a").pod_address(prefix, 0),
+            id("a").pod_address(prefix, 1)
+        );
+        assert_ne!(
+            id("a").pod_address(prefix, 0),
+            id("b").pod_address(prefix, 0)
+        );
+        let other_ifname = AttachmentId {
+            network: "mycelium",
+            container_id: "a",
+            ifname: "eth1",
+        };
+        assert_ne!(
+            id("a").pod_address(prefix, 0),
+            other_ifname.pod_address(prefix, 0)
+        );
         // The separator keeps ("ab","c") and ("a","bc") apart.
-        let left = AttachmentId { network: "ab", container_id: "c", ifname: "eth0" };
-        let right = AttachmentId { network: "a", container_id: "bc", ifname: "eth0" };
+        let left = AttachmentId {
+            network: "ab",
+            container_id: "c",
+            ifname: "eth0",
+        };
+        let right = AttachmentId {
+            network: "a",
+            container_id: "bc",
+            ifname: "eth0",
+        };
         assert_ne!(left.pod_address(prefix, 0), right.pod_address(prefix, 0));
     }
 
@@ -129,9 +164,17 @@ mod tests {
     fn known_vector_pins_the_derivation() {
         // Changing the hash would move every running pod's address on upgrade.
         let address = id("abc").pod_address(node_prefix(NODE), 0);
-        assert_eq!(address.segments()[..5], [0x5fd, 0xa395, 0x1a8d, 0x501d, 0xff0f]);
-        assert_eq!(id("abc").host_veth_name(0), id("abc").host_veth_name(0));
-        assert_eq!(address, "5fd:a395:1a8d:501d:ff0f:2d3b:be4f:3c04".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            address.segments()[..5],
+            [0x5fd, 0xa395, 0x1a8d, 0x501d, 0xff0f]
+        );
+        assert_eq!(
+            address,
+            "5fd:a395:1a8d:501d:ff0f:e820:377c:a77d"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+        assert_eq!(id("abc").host_veth_name(0), "mycf49aa2b9efed");
     }
 
     #[test]
@@ -141,7 +184,11 @@ mod tests {
             let name = id(&container).host_veth_name(n % 3);
             assert_eq!(name.len(), 15);
             assert!(name.starts_with("myc"));
-            assert!(name[3..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(
+                name[3..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
         }
         assert_ne!(id("a").host_veth_name(0), id("a").host_veth_name(1));
     }
@@ -149,7 +196,10 @@ mod tests {
     #[test]
     fn alias_round_trips() {
         assert_eq!(id("c1").alias(), "mycelium/c1/eth0");
-        assert_eq!(parse_alias("mycelium/c1/eth0"), Some(("mycelium", "c1", "eth0")));
+        assert_eq!(
+            parse_alias("mycelium/c1/eth0"),
+            Some(("mycelium", "c1", "eth0"))
+        );
         assert_eq!(parse_alias("a/b"), None);
         assert_eq!(parse_alias("a/b/c/d"), None);
     }

@@ -12,7 +12,6 @@ const IFA_F_DADFAILED: u32 = 0x08;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 
 pub struct Node {
-    pub index: u32,
     pub mtu: u32,
     /// The node's own overlay address; its first 64 bits are the node's /64.
     pub address: Ipv6Addr,
@@ -69,7 +68,6 @@ pub fn inspect(nl: &mut Netlink, name: &str) -> CniResult<Node> {
         return Err(not_ready(format!("400::/7 does not route via {name}")));
     }
     Ok(Node {
-        index: link.index,
         mtu: link.mtu,
         address,
     })
@@ -81,7 +79,11 @@ mod tests {
 
     #[test]
     fn probe_is_in_the_overlay_but_not_in_the_node_64() {
-        for node in ["5fd:a395:1a8d:501d:f650:6887:2bd4:ee49", "400::5", "5ff:ffff:ffff:ffff::1"] {
+        for node in [
+            "5fd:a395:1a8d:501d:f650:6887:2bd4:ee49",
+            "400::5",
+            "5ff:ffff:ffff:ffff::1",
+        ] {
             let node: Ipv6Addr = node.parse().unwrap();
             let probe = overlay_probe(node);
             assert!(naming::in_overlay(probe), "{probe}");
