@@ -1,0 +1,29 @@
+# Shared by the scripts: root check, installs, and the static build.
+# shellcheck shell=bash
+
+TARGET=x86_64-unknown-linux-musl
+BIN="target/$TARGET/release/mycelium-cni"
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "$0: needs root (it creates network namespaces)" >&2
+    exit 1
+  fi
+}
+
+# Debian packages the tests and the demo use, installed when missing.
+install_packages() {
+  local missing=()
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v ping >/dev/null || missing+=(iputils-ping)
+  command -v python3 >/dev/null || missing+=(python3)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build_static() {
+  rustup target add "$TARGET" >/dev/null 2>&1 || rustup target add "$TARGET"
+  cargo build --quiet --release --locked --target "$TARGET"
+}

@@ -1,0 +1,268 @@
+//! Test fixtures: a simulated node (a network namespace with a TUN standing
+//! in for Mycelium) and pod namespaces, all under names of this test
+//! process, deleted on drop (also when a test panics). The plugin binary
+//! runs inside the node namespace, driven the way a runtime drives it.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const TUN: &str = "mctun0";
+pub const NETWORK: &str = "mycnet";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `mcni<pid>-<n><suffix>`.
+pub fn unique(suffix: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("mcni{}-{n}{suffix}", std::process::id())
+}
+
+pub fn binary() -> String {
+    std::env::var("MYCELIUM_CNI_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mycelium-cni").to_string())
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "integration tests create namespaces and need root (run scripts/test.sh as root)"
+    );
+}
+
+/// Runs a command, panicking with its stderr when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a command and tells whether it succeeded.
+pub fn try_sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A network namespace deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(suffix: &str) -> Netns {
+        let name = unique(suffix);
+        sh(&["ip", "netns", "add", &name]);
+        Netns { name }
+    }
+
+    pub fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "-n", &self.name];
+        all.extend_from_slice(args);
+        sh(&all)
+    }
+
+    pub fn exec(&self, args: &[&str]) -> bool {
+        let mut all = vec!["ip", "netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        try_sh(&all)
+    }
+
+    /// One ping, waiting at most 2 s.
+    pub fn ping(&self, address: &str) -> bool {
+        self.exec(&["ping", "-6", "-c", "1", "-W", "2", address])
+    }
+
+    /// Links, addresses and routes as `ip` shows them, for before/after comparisons.
+    pub fn state(&self) -> String {
+        let mut state = self.ip(&["-d", "link", "show"]);
+        state += &self.ip(&["-6", "addr", "show"]);
+        state += &self.ip(&["-6", "route", "show", "table", "all"]);
+        state
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A simulated node: its own namespace with a TUN named `TUN` holding the
+/// node's overlay address with prefix /7, as the Mycelium daemon sets it up.
+pub struct Node {
+    pub ns: Netns,
+    pub address: String,
+}
+
+impl Node {
+    pub fn new(address: &str) -> Node {
+        let ns = Netns::new("-node");
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["tuntap", "add", "dev", TUN, "mode", "tun"]);
+        ns.ip(&["link", "set", TUN, "mtu", "1400", "up"]);
+        ns.ip(&["-6", "addr", "add", &format!("{address}/7"), "dev", TUN]);
+        Node {
+            ns,
+            address: address.into(),
+        }
+    }
+
+    pub fn standard() -> Node {
+        Node::new("5fd:a395:1a8d:501d:f650:6887:2bd4:ee49")
+    }
+
+    pub fn conf(&self, version: &str) -> Value {
+        serde_json::json!({
+            "cniVersion": version,
+            "name": NETWORK,
+            "type": "mycelium-cni",
+            "myceliumInterface": TUN,
+        })
+    }
+
+    /// Runs the plugin in this node's namespace with a clean environment.
+    pub fn run(&self, env: &[(&str, &str)], stdin: &str) -> Outcome {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns.name, &binary()]);
+        command
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn plugin");
+        let mut input = child.stdin.take().expect("stdin");
+        let _ = input.write_all(stdin.as_bytes());
+        drop(input);
+        Outcome::from(child.wait_with_output().expect("wait plugin"))
+    }
+
+    pub fn cni(
+        &self,
+        command: &str,
+        container: &str,
+        netns: &str,
+        ifname: &str,
+        conf: &Value,
+    ) -> Outcome {
+        let env = [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", container),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", ifname),
+            ("CNI_PATH", "/opt/cni/bin"),
+        ];
+        self.run(&env, &conf.to_string())
+    }
+
+    pub fn add(&self, container: &str, pod: &Netns, conf: &Value) -> Outcome {
+        self.cni("ADD", container, &pod.path(), "eth0", conf)
+    }
+
+    pub fn del(&self, container: &str, netns: &str, conf: &Value) -> Outcome {
+        self.cni("DEL", container, netns, "eth0", conf)
+    }
+
+    /// CHECK with `result` as prevResult.
+    pub fn check(&self, container: &str, pod: &Netns, result: &Value, version: &str) -> Outcome {
+        let mut conf = self.conf(version);
+        conf["prevResult"] = result.clone();
+        self.cni("CHECK", container, &pod.path(), "eth0", &conf)
+    }
+
+    /// Names of the links in the node namespace starting with `myc` (ours).
+    pub fn host_veths(&self) -> Vec<String> {
+        self.ns
+            .ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|line| line.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .filter(|name| name.starts_with("myc"))
+            .collect()
+    }
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(output: Output) -> Self {
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?} stderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts success and returns the result document.
+    pub fn ok(&self) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "plugin failed: {} {}",
+            self.stdout, self.stderr
+        );
+        if self.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts a CNI error with `code` and returns its message.
+    pub fn error(&self, code: u64) -> String {
+        assert_ne!(self.code, 0, "plugin succeeded: {}", self.stdout);
+        let error = self.json();
+        assert_eq!(error["code"], code, "{error}");
+        error["msg"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// The pod address of an ADD result, without the prefix length.
+pub fn pod_address(result: &Value) -> String {
+    let ips = result["ips"].as_array().expect("ips");
+    let address = ips.last().expect("one ip")["address"]
+        .as_str()
+        .expect("address");
+    address.split('/').next().unwrap_or_default().to_string()
+}
