@@ -18,8 +18,11 @@ struct RawConf {
     #[serde(rename = "myceliumInterface")]
     mycelium_interface: Option<String>,
     mtu: Option<u32>,
+    #[serde(rename = "podInterface")]
+    pod_interface: Option<String>,
     #[serde(rename = "prevResult")]
     prev_result: Option<Value>,
+    args: Option<Value>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -29,7 +32,11 @@ pub struct NetConf {
     pub mycelium_interface: String,
     /// None: take the Mycelium interface's MTU.
     pub mtu: Option<u32>,
+    /// The pod-side interface name when it is not CNI_IFNAME (secondary network).
+    pub pod_interface: Option<String>,
     pub prev_result: Option<Value>,
+    /// `args`, checked against CNI_ARGS conventions.
+    pub args: Option<Value>,
 }
 
 impl NetConf {
@@ -49,6 +56,11 @@ impl NetConf {
         if let Err(rule) = check_interface_name(&mycelium_interface) {
             return Err(invalid("myceliumInterface", &mycelium_interface, rule));
         }
+        if let Some(name) = &raw.pod_interface {
+            if let Err(rule) = check_interface_name(name) {
+                return Err(invalid("podInterface", name, rule));
+            }
+        }
         if let Some(mtu) = raw.mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
             return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
         }
@@ -57,7 +69,9 @@ impl NetConf {
             name: raw.name,
             mycelium_interface,
             mtu: raw.mtu,
+            pod_interface: raw.pod_interface,
             prev_result: raw.prev_result.filter(|value| !value.is_null()),
+            args: raw.args,
         })
     }
 }
@@ -109,7 +123,7 @@ mod tests {
     #[test]
     fn reads_every_key_and_ignores_unknown_ones() {
         let text = r#"{"cniVersion":"0.4.0","name":"n1","type":"mycelium-cni","myceliumInterface":"myc7",
-            "mtu":1400,"somethingElse":{"x":1},"runtimeConfig":{},"args":{},"prevResult":{"interfaces":[]}}"#;
+            "mtu":1400,"podInterface":"myc0","somethingElse":{"x":1},"runtimeConfig":{},"args":{},"prevResult":{"interfaces":[]}}"#;
         let conf = parse(text).unwrap();
         assert_eq!(
             (conf.cni_version.as_str(), conf.name.as_str()),
@@ -120,6 +134,7 @@ mod tests {
             ("myc7", Some(1400))
         );
         assert!(conf.prev_result.is_some());
+        assert_eq!(conf.pod_interface.as_deref(), Some("myc0"));
     }
 
     #[test]
@@ -145,6 +160,10 @@ mod tests {
                 "myceliumInterface",
             ),
             (r#"{"cniVersion":"1.0.0","name":"-n"}"#, "name"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","podInterface":"a b"}"#,
+                "podInterface",
+            ),
             (r#"{"cniVersion":"1.0.0","name":""}"#, "name"),
         ];
         for (text, field) in cases {

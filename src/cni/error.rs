@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 pub const INCOMPATIBLE_VERSION: u32 = 1;
+pub const UNSUPPORTED_FIELD: u32 = 2;
 pub const INVALID_ENV: u32 = 4;
 pub const IO_FAILURE: u32 = 5;
 pub const DECODE_FAILURE: u32 = 6;

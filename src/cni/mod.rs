@@ -1,6 +1,7 @@
 //! The CNI protocol side: env, stdin config, results, errors, versions, and
 //! the dispatcher that turns one invocation into one plugin command.
 
+pub mod args;
 pub mod config;
 pub mod env;
 pub mod error;
@@ -76,6 +77,9 @@ fn run(
     let env = Env::parse(command, lookup)?;
     let conf = NetConf::parse(input)?;
     require_version(command, &conf.cni_version)?;
+    if matches!(command, Command::Add | Command::Check) {
+        args::check(&env.args, conf.args.as_ref())?;
+    }
     match command {
         Command::Add => plugin.add(&env, &conf),
         Command::Del => plugin.del(&env, &conf).map(|()| String::new()),
@@ -248,5 +252,53 @@ mod tests {
             r#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config: missing field `name` at line 1 column 22"}"#
         );
         assert!(plugin.calls.borrow().is_empty());
+    }
+
+    /// Every version x command: which ones run the plugin, which get code 1.
+    #[test]
+    fn version_by_command_table() {
+        let table: [(&str, [bool; 5]); 7] = [
+            //        ADD    DEL    CHECK  STATUS GC
+            ("0.2.0", [false, false, false, false, false]),
+            ("0.3.0", [true, true, false, false, false]),
+            ("0.3.1", [true, true, false, false, false]),
+            ("0.4.0", [true, true, true, false, false]),
+            ("1.0.0", [true, true, true, false, false]),
+            ("1.1.0", [true, true, true, true, true]),
+            ("2.0.0", [false, false, false, false, false]),
+        ];
+        let commands = ["ADD", "DEL", "CHECK", "STATUS", "GC"];
+        for (version, runs) in table {
+            let conf =
+                format!(r#"{{"cniVersion":"{version}","name":"net1","type":"mycelium-cni"}}"#);
+            for (command, should_run) in commands.iter().zip(runs) {
+                let plugin = Recorder::default();
+                let outcome = call(command, &conf, &plugin);
+                let ran = !plugin.calls.borrow().is_empty();
+                assert_eq!(ran, should_run, "{version} {command}: {}", outcome.stdout);
+                if !should_run {
+                    assert!(
+                        outcome.stdout.contains("\"code\":1,"),
+                        "{version} {command}: {}",
+                        outcome.stdout
+                    );
+                }
+            }
+            let version_outcome = call("VERSION", &conf, &Recorder::default());
+            assert_eq!(version_outcome.exit_code, 0, "VERSION with {version}");
+        }
+    }
+
+    #[test]
+    fn unknown_cni_args_stop_add_but_not_del() {
+        let plugin = Recorder::default();
+        let lookup = |name: &str| match name {
+            "CNI_ARGS" => Some("FOO=bar".to_string()),
+            other => lookup(other),
+        };
+        let outcome = dispatch("ADD", &lookup, &mut CONF_040.as_bytes(), &plugin);
+        assert!(outcome.stdout.contains("\"code\":2"), "{}", outcome.stdout);
+        let _ = dispatch("DEL", &lookup, &mut CONF_040.as_bytes(), &plugin);
+        assert_eq!(*plugin.calls.borrow(), vec!["del c1"]);
     }
 }

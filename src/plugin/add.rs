@@ -7,7 +7,9 @@ use super::naming::{
     AttachmentId, GATEWAY, MAX_ALIAS_LEN, OVERLAY, OVERLAY_CIDR, OVERLAY_PREFIX_LEN,
 };
 use super::node::{self, Node};
-use super::{Pod, attachment_id, host, is_ours, kernel_error, log, open_host, open_pod};
+use super::{
+    Pod, attachment_id, host, is_ours, kernel_error, log, open_host, open_pod, pod_interface_name,
+};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{
@@ -36,17 +38,18 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
     let mtu = conf.mtu.unwrap_or(node.mtu);
+    let pod_ifname = pod_interface_name(env, conf);
     let mut pod = open_pod(&env.netns)?;
     let existing = pod
         .nl
-        .link_by_name(&env.ifname)
+        .link_by_name(pod_ifname)
         .map_err(|e| kernel_error("look up interface in pod", e))?;
     if existing.is_some() {
-        let msg = format!("interface {} already exists in {}", env.ifname, env.netns);
+        let msg = format!("interface {} already exists in {}", pod_ifname, env.netns);
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
-    let host_veth = create_veth(&mut host, &pod, &id, mtu)?;
-    match configure(&mut host, &mut pod, &node, &id, &host_veth) {
+    let host_veth = create_veth(&mut host, &pod, &id, pod_ifname, mtu)?;
+    match configure(&mut host, &mut pod, &node, &id, pod_ifname, &host_veth) {
         Ok((address, pod_link)) => {
             let attachment = Attachment {
                 host: Interface {
@@ -79,18 +82,24 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
 /// Creates the pair under the first free derived host name. A link with
 /// our alias under that name is a leftover of an earlier, interrupted ADD
 /// of this same attachment: it is replaced.
-fn create_veth(host: &mut Netlink, pod: &Pod, id: &AttachmentId, mtu: u32) -> CniResult<Link> {
+fn create_veth(
+    host: &mut Netlink,
+    pod: &Pod,
+    id: &AttachmentId,
+    pod_ifname: &str,
+    mtu: u32,
+) -> CniResult<Link> {
     let alias = id.alias();
     let mut attempt = 0;
     let mut replaced_leftover = false;
     while attempt < NAME_ATTEMPTS {
         let name = id.host_veth_name(attempt);
-        match host.create_veth(&name, id.ifname, mtu, pod.netns.fd()) {
+        match host.create_veth(&name, pod_ifname, mtu, pod.netns.fd()) {
             Ok(()) => return label_new_veth(host, &name, &alias),
             Err(e) if e.errno == libc::EEXIST => {}
             Err(e) => {
                 return Err(kernel_error(
-                    &format!("create veth {name} with peer {}", id.ifname),
+                    &format!("create veth {name} with peer {}", pod_ifname),
                     e,
                 ));
             }
@@ -139,6 +148,7 @@ fn configure(
     pod: &mut Pod,
     node: &Node,
     id: &AttachmentId,
+    pod_ifname: &str,
     host_veth: &Link,
 ) -> CniResult<(Ipv6Addr, Link)> {
     host.add_address(host_veth.index, GATEWAY, HOST_LINK_LOCAL_PREFIX_LEN)
@@ -147,17 +157,17 @@ fn configure(
     let address = claim_address(host, node, id, host_veth.index)?;
     let pod_link = pod
         .nl
-        .link_by_name(id.ifname)
+        .link_by_name(pod_ifname)
         .map_err(|e| kernel_error("look up new interface in pod", e))?
         .ok_or_else(|| {
             CniError::new(
                 IO_FAILURE,
-                format!("interface {} missing in pod after creation", id.ifname),
+                format!("interface {} missing in pod after creation", pod_ifname),
             )
         })?;
     pod.nl
         .set_up(pod_link.index)
-        .map_err(|e| kernel_error(&format!("set {} up in pod", id.ifname), e))?;
+        .map_err(|e| kernel_error(&format!("set {} up in pod", pod_ifname), e))?;
     pod.nl
         .add_address(pod_link.index, address, POD_PREFIX_LEN)
         .map_err(|e| kernel_error(&format!("add address {address}/128 in pod"), e))?;

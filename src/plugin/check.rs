@@ -2,7 +2,9 @@
 //! sides, and the Mycelium interface still owns the pod's /64.
 
 use super::naming::{GATEWAY, OVERLAY, OVERLAY_PREFIX_LEN};
-use super::{attachment_id, find_host_veth, kernel_error, node, open_host, open_pod};
+use super::{
+    attachment_id, find_host_veth, kernel_error, node, open_host, open_pod, pod_interface_name,
+};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG};
@@ -21,10 +23,11 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         .as_ref()
         .ok_or_else(|| CniError::new(INVALID_CONFIG, "invalid config: CHECK needs prevResult"))?;
     let prev = PrevResult::parse(prev)?;
-    let pod_index = prev.pod_interface(&env.ifname, &env.netns).ok_or_else(|| {
+    let pod_ifname = pod_interface_name(env, conf);
+    let pod_index = prev.pod_interface(pod_ifname, &env.netns).ok_or_else(|| {
         failed(format!(
             "prevResult lists no interface {} in {}",
-            env.ifname, env.netns
+            pod_ifname, env.netns
         ))
     })?;
     let addresses = pod_addresses(&prev, pod_index)?;
@@ -59,11 +62,11 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     let mut pod = open_pod(&env.netns)?;
     let link = pod
         .nl
-        .link_by_name(&env.ifname)
+        .link_by_name(pod_ifname)
         .map_err(|e| kernel_error("look up interface in pod", e))?
-        .ok_or_else(|| failed(format!("no interface {} in {}", env.ifname, env.netns)))?;
+        .ok_or_else(|| failed(format!("no interface {} in {}", pod_ifname, env.netns)))?;
     if !link.is_up() {
-        return Err(failed(format!("interface {} in pod is down", env.ifname)));
+        return Err(failed(format!("interface {} in pod is down", pod_ifname)));
     }
     let present = pod
         .nl
@@ -73,7 +76,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         if !present.iter().any(|p| p.address == *address) {
             return Err(failed(format!(
                 "address {address} missing on {} in pod",
-                env.ifname
+                pod_ifname
             )));
         }
     }
@@ -87,7 +90,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     {
         return Err(failed(format!(
             "no route 400::/7 via fe80::1 dev {} in pod",
-            env.ifname
+            pod_ifname
         )));
     }
     Ok(())

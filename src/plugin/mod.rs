@@ -72,6 +72,12 @@ fn attachment_id<'a>(env: &'a Env, conf: &'a NetConf) -> AttachmentId<'a> {
     }
 }
 
+/// The interface inside the pod: `podInterface` when this network is a
+/// secondary one next to another plugin's `CNI_IFNAME`, else `CNI_IFNAME`.
+pub fn pod_interface_name<'a>(env: &'a Env, conf: &'a NetConf) -> &'a str {
+    conf.pod_interface.as_deref().unwrap_or(&env.ifname)
+}
+
 /// The pod's namespace and a netlink socket bound inside it.
 pub struct Pod {
     pub netns: Netns,
