@@ -266,3 +266,99 @@ pub fn pod_address(result: &Value) -> String {
         .expect("address");
     address.split('/').next().unwrap_or_default().to_string()
 }
+
+/// Runs a conflist the way libcni does: ADD through the plugins in order,
+/// each getting the previous result as prevResult; DEL in reverse order,
+/// each getting the final ADD result. Plugins other than ours come from
+/// Debian's containernetworking-plugins in /usr/lib/cni.
+pub struct Chain<'a> {
+    pub node: &'a Node,
+    pub version: &'a str,
+    pub name: &'a str,
+    pub plugins: Vec<Value>,
+    pub container: &'a str,
+    pub netns: String,
+    pub ifname: &'a str,
+}
+
+impl Chain<'_> {
+    fn conf_for(&self, plugin: &Value, prev: Option<&Value>) -> Value {
+        let mut conf = plugin.clone();
+        conf["cniVersion"] = self.version.into();
+        conf["name"] = self.name.into();
+        if let Some(prev) = prev {
+            conf["prevResult"] = prev.clone();
+        }
+        conf
+    }
+
+    fn run(&self, command: &str, plugin: &Value, prev: Option<&Value>) -> Outcome {
+        let kind = plugin["type"].as_str().expect("type");
+        let path = if kind == "mycelium-cni" {
+            binary()
+        } else {
+            format!("/usr/lib/cni/{kind}")
+        };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.node.ns.name, &path]);
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", self.container)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_IFNAME", self.ifname)
+            .env(
+                "CNI_ARGS",
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=test",
+            )
+            .env("CNI_PATH", "/usr/lib/cni");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut input = child.stdin.take().expect("stdin");
+        let _ = input.write_all(self.conf_for(plugin, prev).to_string().as_bytes());
+        drop(input);
+        Outcome::from(child.wait_with_output().expect("wait"))
+    }
+
+    pub fn add(&self) -> Value {
+        let mut prev: Option<Value> = None;
+        for plugin in &self.plugins {
+            let outcome = self.run("ADD", plugin, prev.as_ref());
+            assert_eq!(
+                outcome.code, 0,
+                "ADD {}: {} {}",
+                plugin["type"], outcome.stdout, outcome.stderr
+            );
+            prev = Some(outcome.json());
+        }
+        prev.expect("at least one plugin")
+    }
+
+    /// CHECK through the plugins whose type is in `types`.
+    pub fn check(&self, result: &Value, types: &[&str]) {
+        let wanted = |p: &&Value| types.iter().any(|t| p["type"] == *t);
+        for plugin in self.plugins.iter().filter(wanted) {
+            let outcome = self.run("CHECK", plugin, Some(result));
+            assert_eq!(
+                outcome.code, 0,
+                "CHECK {}: {} {}",
+                plugin["type"], outcome.stdout, outcome.stderr
+            );
+        }
+    }
+
+    pub fn del(&self, result: &Value) {
+        for plugin in self.plugins.iter().rev() {
+            let outcome = self.run("DEL", plugin, Some(result));
+            assert_eq!(
+                outcome.code, 0,
+                "DEL {}: {} {}",
+                plugin["type"], outcome.stdout, outcome.stderr
+            );
+        }
+    }
+}
