@@ -11,13 +11,20 @@ need_root() {
   fi
 }
 
-# Debian packages the tests and the demo use, installed when missing.
+# Debian packages the tests and the demo use, installed when missing:
+# iproute2 and ping for the namespaces, the reference plugins for chaining,
+# podman (CNI backend) with runc and busybox-static for the runtime test.
+PACKAGES=(iproute2 iputils-ping curl iptables containernetworking-plugins
+  podman runc busybox-static)
+
 install_packages() {
   local missing=()
-  command -v ip >/dev/null || missing+=(iproute2)
-  command -v ping >/dev/null || missing+=(iputils-ping)
   command -v python3 >/dev/null || missing+=(python3)
+  for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
