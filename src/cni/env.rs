@@ -46,6 +46,8 @@ pub struct Env {
     pub netns: String,
     pub ifname: String,
     pub args: String,
+    /// MYCELIUM_CNI_TEST_HASH_BITS: a tiny hash space for collision tests.
+    pub test_hash_bits: Option<u32>,
 }
 
 impl Env {
@@ -57,6 +59,7 @@ impl Env {
             netns: get("CNI_NETNS"),
             ifname: get("CNI_IFNAME"),
             args: get("CNI_ARGS"),
+            test_hash_bits: lookup("MYCELIUM_CNI_TEST_HASH_BITS").and_then(|v| v.parse().ok()),
         };
         env.check_present()?;
         if command.needs_container() {

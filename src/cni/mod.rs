@@ -10,7 +10,7 @@ pub mod version;
 
 use config::NetConf;
 use env::{Command, Env};
-use error::{CniError, CniResult, INCOMPATIBLE_VERSION, IO_FAILURE};
+use error::{CniError, CniResult, INCOMPATIBLE_VERSION, INVALID_CONFIG, IO_FAILURE};
 use std::io::Read;
 
 /// The commands a plugin implements; the dispatcher has parsed and
@@ -32,6 +32,10 @@ pub struct Outcome {
     pub exit_code: i32,
 }
 
+/// No real config comes near this (a GC list of 10,000 attachments is about
+/// 1 MiB); more is refused instead of buffered.
+const MAX_STDIN: u64 = 4 << 20;
+
 /// Runs one CNI invocation. `command` is CNI_COMMAND's value.
 pub fn dispatch(
     command: &str,
@@ -40,8 +44,12 @@ pub fn dispatch(
     plugin: &dyn Plugin,
 ) -> Outcome {
     let mut input = Vec::new();
-    let read = stdin.read_to_end(&mut input);
+    let read = stdin.take(MAX_STDIN + 1).read_to_end(&mut input);
     let outcome = match read {
+        Ok(n) if n as u64 > MAX_STDIN => Err(CniError::new(
+            INVALID_CONFIG,
+            "invalid config: stdin is larger than 4 MiB",
+        )),
         Ok(_) => run(command, lookup, &input, plugin),
         Err(error) => Err(CniError::new(
             IO_FAILURE,
@@ -226,6 +234,16 @@ mod tests {
                 outcome.stdout
             );
         }
+        assert!(plugin.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn oversized_stdin_is_refused_unread() {
+        let plugin = Recorder::default();
+        let mut huge = std::io::repeat(b' ').take(MAX_STDIN + 10);
+        let outcome = dispatch("ADD", &lookup, &mut huge, &plugin);
+        assert_eq!(outcome.exit_code, 1);
+        assert!(outcome.stdout.contains("\"code\":7"), "{}", outcome.stdout);
         assert!(plugin.calls.borrow().is_empty());
     }
 

@@ -67,6 +67,12 @@ fn link_get_by_name() {
 }
 
 #[test]
+fn link_get_by_index() {
+    let expected = message(18, REQUEST | ACK, 8, &ifinfomsg(42, 0, 0));
+    assert_eq!(build(18, ACK, 8, &link::get_by_index_request(42)), expected);
+}
+
+#[test]
 fn veth_pair_with_peer_in_pod_namespace() {
     let mut peer = ifinfomsg(0, 0, 0);
     peer.extend(attr(3, &c_str("eth0"))); // IFLA_IFNAME

@@ -13,6 +13,7 @@ pub const RTM_GETLINK: u16 = 18;
 
 const IFINFO_LEN: usize = 16;
 const IFLA_ADDRESS: u16 = 1;
+const IFLA_LINK: u16 = 5;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
@@ -30,6 +31,8 @@ pub struct Link {
     pub mac: Vec<u8>,
     pub alias: String,
     pub kind: String,
+    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace).
+    pub peer_index: u32,
 }
 
 impl Link {
@@ -49,6 +52,7 @@ impl Link {
                 IFLA_MTU => link.mtu = reply::u32_at(value, 0)?,
                 IFLA_ADDRESS => link.mac = value.to_vec(),
                 IFLA_IFALIAS => link.alias = reply::c_string(value),
+                IFLA_LINK => link.peer_index = reply::u32_at(value, 0)?,
                 IFLA_LINKINFO => {
                     if let Some(kind) = Attrs::new(value).value_of(IFLA_INFO_KIND) {
                         link.kind = reply::c_string(kind);
@@ -63,6 +67,12 @@ impl Link {
 
 fn up_flags() -> LinkFlags {
     LinkFlags::Up
+}
+
+pub fn get_by_index_request(index: u32) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message.header.index = index;
+    message
 }
 
 pub fn get_by_name_request(name: &str) -> LinkMessage {
@@ -123,6 +133,15 @@ impl Netlink {
     /// The link with this name, or `None` when there is none.
     pub fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
         match self.get(RTM_GETLINK, &get_by_name_request(name)) {
+            Ok(body) => Link::parse(&body).map(Some).ok_or_else(NlError::protocol),
+            Err(error) if error.errno == libc::ENODEV => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The link with this index, or `None` when there is none.
+    pub fn link_by_index(&mut self, index: u32) -> NlResult<Option<Link>> {
+        match self.get(RTM_GETLINK, &get_by_index_request(index)) {
             Ok(body) => Link::parse(&body).map(Some).ok_or_else(NlError::protocol),
             Err(error) if error.errno == libc::ENODEV => Ok(None),
             Err(error) => Err(error),

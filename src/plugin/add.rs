@@ -20,7 +20,7 @@ use crate::netlink::Netlink;
 use crate::netlink::link::Link;
 use std::net::Ipv6Addr;
 
-const NAME_ATTEMPTS: u32 = 16;
+pub const NAME_ATTEMPTS: u32 = 16;
 const ADDRESS_ATTEMPTS: u32 = 64;
 const LOOPBACK_INDEX: u32 = 1;
 const HOST_LINK_LOCAL_PREFIX_LEN: u8 = 64;

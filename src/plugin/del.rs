@@ -2,14 +2,24 @@
 //! go with it. Needs neither CNI_NETNS nor the namespace, and succeeds when
 //! nothing is left.
 
-use super::{attachment_id, find_host_veth, kernel_error, open_host};
+use super::naming::AttachmentId;
+use super::{
+    attachment_id, find_host_veth, is_ours, kernel_error, open_host, open_pod, pod_interface_name,
+};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::CniResult;
+use crate::netlink::Netlink;
+use crate::netlink::link::Link;
 
 pub fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
     let mut host = open_host()?;
-    let Some(link) = find_host_veth(&mut host, &attachment_id(env, conf))? else {
+    let id = attachment_id(env, conf);
+    let found = match find_host_veth(&mut host, &id)? {
+        Some(link) => Some(link),
+        None => unlabelled_pair(&mut host, env, conf, &id)?,
+    };
+    let Some(link) = found else {
         return Ok(());
     };
     match host.delete_link(link.index) {
@@ -19,4 +29,43 @@ pub fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// An ADD killed between creating the pair and labelling it leaves a host
+/// veth without alias. It is found from the pod side: the pod interface is
+/// a veth whose peer is one of our unlabelled host veths pointing back at it.
+fn unlabelled_pair(
+    host: &mut Netlink,
+    env: &Env,
+    conf: &NetConf,
+    id: &AttachmentId,
+) -> CniResult<Option<Link>> {
+    if env.netns.is_empty() {
+        return Ok(None);
+    }
+    // A namespace that is gone or unusable holds nothing left to delete.
+    let Ok(mut pod) = open_pod(&env.netns) else {
+        return Ok(None);
+    };
+    let pod_link = pod
+        .nl
+        .link_by_name(pod_interface_name(env, conf))
+        .map_err(|e| kernel_error("look up interface in pod", e))?;
+    let Some(pod_link) = pod_link.filter(|l| l.kind == "veth" && l.peer_index != 0) else {
+        return Ok(None);
+    };
+    let peer = host
+        .link_by_index(pod_link.peer_index)
+        .map_err(|e| kernel_error("look up host veth by index", e))?;
+    let is_unlabelled_peer = |l: &Link| {
+        is_ours(l)
+            && l.alias.is_empty()
+            && l.peer_index == pod_link.index
+            && is_derived_name(id, &l.name)
+    };
+    Ok(peer.filter(is_unlabelled_peer))
+}
+
+fn is_derived_name(id: &AttachmentId, name: &str) -> bool {
+    (0..super::add::NAME_ATTEMPTS).any(|attempt| id.host_veth_name(attempt) == name)
 }

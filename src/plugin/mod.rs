@@ -69,6 +69,7 @@ fn attachment_id<'a>(env: &'a Env, conf: &'a NetConf) -> AttachmentId<'a> {
         network: &conf.name,
         container_id: &env.container_id,
         ifname: &env.ifname,
+        hash_bits: env.test_hash_bits.unwrap_or(naming::HASH_BITS),
     }
 }
 

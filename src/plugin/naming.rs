@@ -11,7 +11,6 @@ pub const OVERLAY_PREFIX_LEN: u8 = 7;
 pub const OVERLAY_CIDR: &str = "400::/7";
 /// Interface IDs of pod addresses start with this, apart from hand-made ones.
 const IID_MARKER: u64 = 0xff0f << 48;
-const IID_HASH_MASK: u64 = (1 << 48) - 1;
 /// IFALIASZ is 256 and the kernel keeps at most 255 bytes of the attribute,
 /// which netlink-packet-route sends with a NUL: 254 bytes of text.
 pub const MAX_ALIAS_LEN: usize = 254;
@@ -20,7 +19,12 @@ pub struct AttachmentId<'a> {
     pub network: &'a str,
     pub container_id: &'a str,
     pub ifname: &'a str,
+    /// Bits of hash kept in names and addresses: 48 normally; tests shrink it
+    /// to force collisions (MYCELIUM_CNI_TEST_HASH_BITS).
+    pub hash_bits: u32,
 }
+
+pub const HASH_BITS: u32 = 48;
 
 impl AttachmentId<'_> {
     /// 64 bits from FNV-1a over the parts, with a purpose tag and attempt
@@ -45,9 +49,13 @@ impl AttachmentId<'_> {
         z ^ (z >> 31)
     }
 
+    fn hash_mask(&self) -> u64 {
+        (1u64 << self.hash_bits.clamp(1, HASH_BITS)) - 1
+    }
+
     /// `myc` + 12 hex digits: 15 bytes, the kernel's maximum.
     pub fn host_veth_name(&self, attempt: u32) -> String {
-        let hash = self.hash(b'n', attempt);
+        let hash = self.hash(b'n', attempt) & self.hash_mask();
         let mut name = String::with_capacity(15);
         name.push_str(HOST_VETH_PREFIX);
         for shift in (0..12).rev() {
@@ -64,7 +72,7 @@ impl AttachmentId<'_> {
 
     /// Candidate pod address number `attempt` inside the node's /64.
     pub fn pod_address(&self, node_prefix: u64, attempt: u32) -> Ipv6Addr {
-        let iid = IID_MARKER | (self.hash(b'a', attempt) & IID_HASH_MASK);
+        let iid = IID_MARKER | (self.hash(b'a', attempt) & self.hash_mask());
         Ipv6Addr::from((u128::from(node_prefix) << 64) | u128::from(iid))
     }
 }
@@ -102,6 +110,7 @@ mod tests {
             network: "mycelium",
             container_id,
             ifname: "eth0",
+            hash_bits: HASH_BITS,
         }
     }
 
@@ -141,6 +150,7 @@ mod tests {
             network: "mycelium",
             container_id: "a",
             ifname: "eth1",
+            hash_bits: HASH_BITS,
         };
         assert_ne!(
             id("a").pod_address(prefix, 0),
@@ -151,11 +161,13 @@ mod tests {
             network: "ab",
             container_id: "c",
             ifname: "eth0",
+            hash_bits: HASH_BITS,
         };
         let right = AttachmentId {
             network: "a",
             container_id: "bc",
             ifname: "eth0",
+            hash_bits: HASH_BITS,
         };
         assert_ne!(left.pod_address(prefix, 0), right.pod_address(prefix, 0));
     }
@@ -191,6 +203,31 @@ mod tests {
             );
         }
         assert_ne!(id("a").host_veth_name(0), id("a").host_veth_name(1));
+    }
+
+    #[test]
+    fn tiny_hash_space_collides_but_stays_in_shape() {
+        fn tiny(container_id: &str) -> AttachmentId<'_> {
+            AttachmentId {
+                network: "n",
+                container_id,
+                ifname: "eth0",
+                hash_bits: 2,
+            }
+        }
+        let prefix = node_prefix(NODE);
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..64 {
+            let container = format!("c{n}");
+            let address = tiny(&container).pod_address(prefix, 0);
+            assert_eq!(
+                u128::from(address) & 0xffff_ffff_ffff,
+                u128::from(address) & 3
+            );
+            assert_eq!(tiny(&container).host_veth_name(0).len(), 15);
+            seen.insert(address);
+        }
+        assert!(seen.len() <= 4);
     }
 
     #[test]
