@@ -15,7 +15,7 @@ need_root() {
 # iproute2 and ping for the namespaces, the reference plugins for chaining,
 # podman (CNI backend) with runc and busybox-static for the runtime test.
 PACKAGES=(iproute2 iputils-ping curl iptables containernetworking-plugins
-  podman runc busybox-static)
+  podman runc busybox-static strace)
 
 install_packages() {
   local missing=()

@@ -47,9 +47,14 @@ impl Plugin for MyceliumPlugin {
     }
 }
 
-/// One line on stderr; stdout belongs to the CNI result.
+/// One line on stderr in one write, so that lines of concurrent runs do not
+/// interleave; stdout belongs to the CNI result.
 pub fn log(line: &str) {
-    eprintln!("mycelium-cni: {line}");
+    let mut text = String::with_capacity(line.len() + 15);
+    text.push_str("mycelium-cni: ");
+    text.push_str(line);
+    text.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
 }
 
 /// A failed kernel call: code 5 (I/O) with "what: errno text (kernel text)".

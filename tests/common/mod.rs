@@ -172,14 +172,64 @@ impl Node {
         ifname: &str,
         conf: &Value,
     ) -> Outcome {
-        let env = [
+        self.cni_with(&[], command, container, netns, ifname, conf)
+    }
+
+    /// `cni` with extra environment variables (test hooks).
+    pub fn cni_with(
+        &self,
+        extra: &[(&str, &str)],
+        command: &str,
+        container: &str,
+        netns: &str,
+        ifname: &str,
+        conf: &Value,
+    ) -> Outcome {
+        let mut env = vec![
             ("CNI_COMMAND", command),
             ("CNI_CONTAINERID", container),
             ("CNI_NETNS", netns),
             ("CNI_IFNAME", ifname),
             ("CNI_PATH", "/opt/cni/bin"),
         ];
+        env.extend_from_slice(extra);
         self.run(&env, &conf.to_string())
+    }
+
+    /// Runs the plugin under strace, which kills it with SIGKILL on entry
+    /// to its `n`th sendto: the moment before its `n`th netlink request.
+    pub fn killed_at_request(&self, n: usize, env: &[(&str, &str)], stdin: &str) -> Outcome {
+        let inject = format!("inject=sendto:signal=SIGKILL:when={n}");
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &self.ns.name,
+            "strace",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=sendto",
+            "-e",
+            &inject,
+            &binary(),
+        ]);
+        command
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strace");
+        let mut input = child.stdin.take().expect("stdin");
+        let _ = input.write_all(stdin.as_bytes());
+        drop(input);
+        Outcome::from(child.wait_with_output().expect("wait strace"))
     }
 
     pub fn add(&self, container: &str, pod: &Netns, conf: &Value) -> Outcome {
