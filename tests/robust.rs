@@ -193,6 +193,9 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
             .ns
             .ip(&["-d", "link", "show"])
             .contains(&format!("alias mycnet/{container}/"));
+        // The pair exists from request 6 on; request 7 writes its alias.
+        assert_eq!(node.host_veths().len(), usize::from(n >= 6), "request {n}");
+        assert_eq!(labelled, n >= 8, "request {n}");
         if n % 2 == 0 && labelled {
             let mut gc = conf.clone();
             gc["cni.dev/valid-attachments"] = json!([]);
@@ -260,7 +263,8 @@ fn hostile_input_table() {
             ("CNI_IFNAME", ifname.to_string()),
         ]
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, String, u64)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, String, u64);
+    let cases: Vec<Case> = vec![
         ("empty stdin", add("c", &path, "eth0"), String::new(), 6),
         (
             "malformed json",
