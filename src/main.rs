@@ -13,6 +13,8 @@
 
 mod cni;
 mod errno;
+#[cfg(test)]
+mod fuzz;
 mod netlink;
 mod netns;
 mod plugin;

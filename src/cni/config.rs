@@ -91,6 +91,35 @@ fn decode_error(error: serde_json::Error) -> CniError {
     }
 }
 
+/// One entry of GC's `cni.dev/valid-attachments`.
+#[derive(Deserialize)]
+pub struct ValidAttachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+}
+
+#[derive(Deserialize)]
+struct GcConf {
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid: Option<Vec<ValidAttachment>>,
+    #[serde(rename = "cni.dev/attachments")]
+    older: Option<Vec<ValidAttachment>>,
+}
+
+/// GC's list of attachments to keep; older runtimes send
+/// `cni.dev/attachments`. Without either, every attachment would look
+/// stale, so the list is required.
+pub fn valid_attachments(stdin: &[u8]) -> CniResult<Vec<ValidAttachment>> {
+    let gc: GcConf = serde_json::from_slice(stdin).map_err(decode_error)?;
+    gc.valid.or(gc.older).ok_or_else(|| {
+        CniError::new(
+            INVALID_CONFIG,
+            "invalid config: GC needs cni.dev/valid-attachments",
+        )
+    })
+}
+
 /// Reads just `cniVersion`, for shaping an error when the rest is invalid.
 pub fn peek_version(stdin: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
@@ -183,6 +212,24 @@ mod tests {
     fn null_prev_result_is_none() {
         let conf = parse(r#"{"cniVersion":"1.0.0","name":"n","prevResult":null}"#).unwrap();
         assert_eq!(conf.prev_result, None);
+    }
+
+    #[test]
+    fn gc_list_from_either_key_and_required() {
+        let new = br#"{"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#;
+        let list = valid_attachments(new).unwrap();
+        assert_eq!(
+            (list[0].container_id.as_str(), list[0].ifname.as_str()),
+            ("c1", "eth0")
+        );
+        assert!(
+            valid_attachments(br#"{"cni.dev/attachments":[]}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(valid_attachments(b"{}").err().unwrap().code, INVALID_CONFIG);
+        let bad = br#"{"cni.dev/valid-attachments":[{"containerID":1}]}"#;
+        assert_eq!(valid_attachments(bad).err().unwrap().code, INVALID_CONFIG);
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub trait Plugin {
     fn del(&self, env: &Env, conf: &NetConf) -> CniResult<()>;
     fn check(&self, env: &Env, conf: &NetConf) -> CniResult<()>;
     fn status(&self, conf: &NetConf) -> CniResult<()>;
-    /// `stdin` is the raw config, for `cni.dev/valid-attachments`.
-    fn gc(&self, conf: &NetConf, stdin: &[u8]) -> CniResult<()>;
+    /// `valid` is GC's list of attachments to keep.
+    fn gc(&self, conf: &NetConf, valid: &[config::ValidAttachment]) -> CniResult<()>;
 }
 
 /// What the process prints on stdout and how it exits.
@@ -93,7 +93,10 @@ fn run(
         Command::Del => plugin.del(&env, &conf).map(|()| String::new()),
         Command::Check => plugin.check(&env, &conf).map(|()| String::new()),
         Command::Status => plugin.status(&conf).map(|()| String::new()),
-        Command::Gc => plugin.gc(&conf, input).map(|()| String::new()),
+        Command::Gc => {
+            let valid = config::valid_attachments(input)?;
+            plugin.gc(&conf, &valid).map(|()| String::new())
+        }
         Command::Version => Ok(version::version_json()),
     }
 }
@@ -145,8 +148,8 @@ mod tests {
             self.calls.borrow_mut().push("status".into());
             Ok(())
         }
-        fn gc(&self, _: &NetConf, stdin: &[u8]) -> CniResult<()> {
-            self.calls.borrow_mut().push(format!("gc {}", stdin.len()));
+        fn gc(&self, _: &NetConf, valid: &[config::ValidAttachment]) -> CniResult<()> {
+            self.calls.borrow_mut().push(format!("gc {}", valid.len()));
             Ok(())
         }
     }
@@ -166,7 +169,7 @@ mod tests {
     }
 
     const CONF_040: &str = r#"{"cniVersion":"0.4.0","name":"net1","type":"mycelium-cni"}"#;
-    const CONF_110: &str = r#"{"cniVersion":"1.1.0","name":"net1","type":"mycelium-cni"}"#;
+    const CONF_110: &str = r#"{"cniVersion":"1.1.0","name":"net1","type":"mycelium-cni","cni.dev/valid-attachments":[]}"#;
 
     #[test]
     fn add_prints_result_and_exits_zero() {
@@ -211,10 +214,7 @@ mod tests {
             }
         );
         assert_eq!(call("GC", CONF_110, &plugin).exit_code, 0);
-        assert_eq!(
-            *plugin.calls.borrow(),
-            vec!["check", "status", format!("gc {}", CONF_110.len()).as_str()]
-        );
+        assert_eq!(*plugin.calls.borrow(), vec!["check", "status", "gc 0"]);
     }
 
     #[test]
@@ -287,8 +287,9 @@ mod tests {
         ];
         let commands = ["ADD", "DEL", "CHECK", "STATUS", "GC"];
         for (version, runs) in table {
-            let conf =
-                format!(r#"{{"cniVersion":"{version}","name":"net1","type":"mycelium-cni"}}"#);
+            let conf = format!(
+                r#"{{"cniVersion":"{version}","name":"net1","cni.dev/valid-attachments":[]}}"#
+            );
             for (command, should_run) in commands.iter().zip(runs) {
                 let plugin = Recorder::default();
                 let outcome = call(command, &conf, &plugin);

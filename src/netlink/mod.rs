@@ -190,14 +190,22 @@ fn set_option(fd: libc::c_int, option: libc::c_int) -> NlResult<()> {
     }
 }
 
+/// The kernel sends `-errno`; anything else (i32::MIN, a positive value) is
+/// a malformed reply, not a reason to overflow.
+fn positive_errno(raw: i32) -> i32 {
+    raw.checked_neg()
+        .filter(|errno| *errno > 0)
+        .unwrap_or(libc::EPROTO)
+}
+
 /// NLMSG_ERROR carries a negative errno (0 for an ACK), the request's header
 /// (capped ACK), then extended-ack attributes.
-fn ack_result(message: &Message) -> NlResult<()> {
+pub(crate) fn ack_result(message: &Message) -> NlResult<()> {
     let errno = reply::i32_at(message.body, 0).ok_or_else(NlError::protocol)?;
     if errno == 0 {
         return Ok(());
     }
-    let mut error = NlError::from_errno(-errno);
+    let mut error = NlError::from_errno(positive_errno(errno));
     let tlvs = message.body.get(4 + reply::HEADER_LEN..).unwrap_or(&[]);
     if let Some(text) = Attrs::new(tlvs).value_of(NLMSGERR_ATTR_MSG) {
         error.kernel_msg = reply::c_string(text);
@@ -206,9 +214,9 @@ fn ack_result(message: &Message) -> NlResult<()> {
 }
 
 /// NLMSG_DONE carries an int: 0, or a negative errno when the dump failed.
-fn done_result(message: &Message) -> NlResult<()> {
+pub(crate) fn done_result(message: &Message) -> NlResult<()> {
     match reply::i32_at(message.body, 0) {
-        Some(errno) if errno < 0 => Err(NlError::from_errno(-errno)),
+        Some(errno) if errno < 0 => Err(NlError::from_errno(positive_errno(errno))),
         _ => Ok(()),
     }
 }

@@ -3,35 +3,10 @@
 
 use super::naming::parse_alias;
 use super::{is_ours, kernel_error, log, open_host};
-use crate::cni::config::NetConf;
-use crate::cni::error::{CniError, CniResult, INVALID_CONFIG};
-use serde::Deserialize;
+use crate::cni::config::{NetConf, ValidAttachment};
+use crate::cni::error::CniResult;
 
-#[derive(Deserialize)]
-struct ValidAttachment {
-    #[serde(rename = "containerID")]
-    container_id: String,
-    ifname: String,
-}
-
-#[derive(Deserialize)]
-struct GcConf {
-    #[serde(rename = "cni.dev/valid-attachments")]
-    valid: Option<Vec<ValidAttachment>>,
-    #[serde(rename = "cni.dev/attachments")]
-    older: Option<Vec<ValidAttachment>>,
-}
-
-pub fn gc(conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
-    let gc_conf: GcConf = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::new(INVALID_CONFIG, format!("invalid config: {e}")))?;
-    // Without the list, every attachment would look stale: refuse.
-    let valid = gc_conf.valid.or(gc_conf.older).ok_or_else(|| {
-        CniError::new(
-            INVALID_CONFIG,
-            "invalid config: GC needs cni.dev/valid-attachments",
-        )
-    })?;
+pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     let is_valid = |container_id: &str, ifname: &str| {
         valid
             .iter()

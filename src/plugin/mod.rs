@@ -9,7 +9,7 @@ pub mod naming;
 mod node;
 
 use crate::cni::Plugin;
-use crate::cni::config::NetConf;
+use crate::cni::config::{NetConf, ValidAttachment};
 use crate::cni::env::Env;
 use crate::cni::error::{CniError, CniResult, INVALID_ENV, IO_FAILURE, STATUS_NOT_AVAILABLE};
 use crate::netlink::link::Link;
@@ -42,8 +42,8 @@ impl Plugin for MyceliumPlugin {
             })
     }
 
-    fn gc(&self, conf: &NetConf, stdin: &[u8]) -> CniResult<()> {
-        gc::gc(conf, stdin)
+    fn gc(&self, conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
+        gc::gc(conf, valid)
     }
 }
 
