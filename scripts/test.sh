@@ -12,9 +12,12 @@ echo "== format and lints"
 cargo fmt --check
 cargo clippy --quiet --locked --all-targets -- -D warnings
 
-echo "== static build ($TARGET)"
+echo "== static builds (x86_64, aarch64)"
 build_static
+build_static aarch64-unknown-linux-musl
+ARM_BIN=target/aarch64-unknown-linux-musl/release/mycelium-cni
 echo "$BIN: $(stat -c %s "$BIN") bytes"
+echo "$ARM_BIN: $(stat -c %s "$ARM_BIN") bytes"
 
 echo "== unit and integration tests"
-MYCELIUM_CNI_BIN="$PWD/$BIN" cargo test --locked
+MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" cargo test --locked

@@ -114,6 +114,8 @@ impl Drop for Netns {
 pub struct Node {
     pub ns: Netns,
     pub address: String,
+    /// How the plugin is started: the binary, or an emulator and the binary.
+    pub program: Vec<String>,
 }
 
 impl Node {
@@ -126,6 +128,7 @@ impl Node {
         Node {
             ns,
             address: address.into(),
+            program: vec![binary()],
         }
     }
 
@@ -145,7 +148,9 @@ impl Node {
     /// Runs the plugin in this node's namespace with a clean environment.
     pub fn run(&self, env: &[(&str, &str)], stdin: &str) -> Outcome {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.ns.name, &binary()]);
+        command
+            .args(["netns", "exec", &self.ns.name])
+            .args(&self.program);
         command
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
