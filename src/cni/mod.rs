@@ -43,6 +43,14 @@ pub fn dispatch(
     stdin: &mut dyn Read,
     plugin: &dyn Plugin,
 ) -> Outcome {
+    // Runtimes call VERSION before every command: answer without reading
+    // stdin (its only content would be a cniVersion this answer ignores).
+    if command == "VERSION" {
+        return Outcome {
+            stdout: version::VERSION_JSON.into(),
+            exit_code: 0,
+        };
+    }
     let mut input = Vec::new();
     let read = stdin.take(MAX_STDIN + 1).read_to_end(&mut input);
     let outcome = match read {
@@ -79,9 +87,6 @@ fn run(
     plugin: &dyn Plugin,
 ) -> CniResult<String> {
     let command = Command::parse(command)?;
-    if command == Command::Version {
-        return Ok(version::version_json());
-    }
     let env = Env::parse(command, lookup)?;
     let conf = NetConf::parse(input)?;
     require_version(command, &conf.cni_version)?;
@@ -97,7 +102,7 @@ fn run(
             let valid = config::valid_attachments(input)?;
             plugin.gc(&conf, &valid).map(|()| String::new())
         }
-        Command::Version => Ok(version::version_json()),
+        Command::Version => Ok(version::VERSION_JSON.into()),
     }
 }
 

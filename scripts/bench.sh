@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark on this machine: mycelium-cni against the Go
+# reference ptp + host-local (Debian's containernetworking-plugins, IPv6 in
+# the same /64, routing 400::/7), on the same simulated node, plus the
+# floors: an empty static Rust binary (same profile) and bare veth
+# create/delete. Prints a table of medians and writes it to
+# target/bench/results.md. Not a test: numbers vary with the machine.
+#
+#   scripts/bench.sh [RUNS]   RUNS per latency measurement (default 40)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+need_root
+install_packages
+command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+RUNS=${1:-40}
+OUT=target/bench
+mkdir -p "$OUT"
+
+build_static
+cc -static -Os -o "$OUT/spawn" scripts/bench/spawn.c
+# The floor: an empty main, same profile and flags.
+mkdir -p "$OUT/empty/src"
+sed -n '/^\[profile.release\]/,$p' Cargo.toml >"$OUT/empty/profile.toml"
+{ printf '[package]\nname = "empty"\nversion = "0.0.0"\nedition = "2024"\n[workspace]\n'; cat "$OUT/empty/profile.toml"; } >"$OUT/empty/Cargo.toml"
+echo 'fn main() {}' >"$OUT/empty/src/main.rs"
+cargo build --quiet --release --manifest-path "$OUT/empty/Cargo.toml" --target "$TARGET" --target-dir "$OUT/empty/target"
+EMPTY="$OUT/empty/target/$TARGET/release/empty"
+OURS="$PWD/$BIN"
+PTP=/usr/lib/cni/ptp
+SPAWN="$PWD/$OUT/spawn"
+
+TAG="mcb$$"
+NODE="$TAG-node"
+NODE_ADDR="5fd:a395:1a8d:501d:f650:6887:2bd4:ee49"
+DATA=$(mktemp -d)
+cleanup() {
+  set +e
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$TAG-"); do ip netns del "$ns"; done
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+ip netns add "$NODE"
+ip -n "$NODE" link set lo up
+ip -n "$NODE" tuntap add dev mycelium mode tun
+ip -n "$NODE" link set mycelium mtu 1400 up
+ip -n "$NODE" -6 addr add "$NODE_ADDR/7" dev mycelium
+ip netns exec "$NODE" sysctl -qw net.ipv6.conf.all.forwarding=1
+
+cat >"$DATA/ours.json" <<EOF
+{"cniVersion":"1.0.0","name":"bench","type":"mycelium-cni","myceliumInterface":"mycelium"}
+EOF
+cat >"$DATA/ptp.json" <<EOF
+{"cniVersion":"1.0.0","name":"bench","type":"ptp","mtu":1400,
+ "ipam":{"type":"host-local","dataDir":"$DATA/ipam",
+   "ranges":[[{"subnet":"5fd:a395:1a8d:501d::/64","rangeStart":"5fd:a395:1a8d:501d::100"}]],
+   "routes":[{"dst":"400::/7"}]}}
+EOF
+echo '{}' >"$DATA/empty.json"
+
+# spawn.sh PLUGIN COMMAND CONTAINER [--ping ADDRESS]: one timed call in the node.
+call() {
+  local plugin=$1 command=$2 container=$3 conf ping=()
+  conf="$DATA/$( [ "$plugin" = "$PTP" ] && echo ptp || echo ours ).json"
+  [ "${4:-}" = --ping ] && ping=(--ping "/var/run/netns/$TAG-$container" "$NODE_ADDR")
+  ip netns exec "$NODE" env CNI_COMMAND="$command" CNI_CONTAINERID="$container" \
+    CNI_NETNS="/var/run/netns/$TAG-$container" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+    "$SPAWN" "$conf" "${ping[@]}" -- "$plugin"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# add_del PLUGIN LABEL: RUNS x (ADD timed, DEL timed); then RUNS x ADD-until-ping.
+add_del() {
+  local plugin=$1 label=$2 i line
+  : >"$DATA/$label.add"; : >"$DATA/$label.del"; : >"$DATA/$label.rss"; : >"$DATA/$label.ping"
+  for i in $(seq "$RUNS"); do
+    ip netns add "$TAG-$label$i"
+    line=$(call "$plugin" ADD "$label$i")
+    [ "${line##* }" = 0 ] || { echo "$label ADD failed: $line" >&2; exit 1; }
+    echo "$line" | cut -d' ' -f1 >>"$DATA/$label.add"
+    echo "$line" | cut -d' ' -f2 >>"$DATA/$label.rss"
+    line=$(call "$plugin" DEL "$label$i")
+    [ "${line##* }" = 0 ] || { echo "$label DEL failed: $line" >&2; exit 1; }
+    echo "$line" | cut -d' ' -f1 >>"$DATA/$label.del"
+    ip netns del "$TAG-$label$i"
+  done
+  for i in $(seq "$RUNS"); do
+    ip netns add "$TAG-$label-p$i"
+    line=$(call "$plugin" ADD "$label-p$i" --ping)
+    [ "${line##* }" = 0 ] || { echo "$label ADD+ping failed: $line" >&2; exit 1; }
+    echo "$line" | cut -d' ' -f1 >>"$DATA/$label.ping"
+    call "$plugin" DEL "$label-p$i" >/dev/null
+    ip netns del "$TAG-$label-p$i"
+  done
+}
+
+# scale PLUGIN LABEL: ADD latency with 1, 50 and 250 pods already attached.
+scale() {
+  local plugin=$1 label=$2 have=0 target i line
+  for target in 1 50 250; do
+    while [ "$have" -lt "$target" ]; do
+      have=$((have + 1))
+      ip netns add "$TAG-$label-bg$have"
+      call "$plugin" ADD "$label-bg$have" >/dev/null
+    done
+    : >"$DATA/$label.scale$target"
+    for i in $(seq "$RUNS"); do
+      ip netns add "$TAG-$label-s$i"
+      line=$(call "$plugin" ADD "$label-s$i")
+      echo "$line" | cut -d' ' -f1 >>"$DATA/$label.scale$target"
+      call "$plugin" DEL "$label-s$i" >/dev/null
+      ip netns del "$TAG-$label-s$i"
+    done
+  done
+  for i in $(seq "$have"); do
+    call "$plugin" DEL "$label-bg$i" >/dev/null
+    ip netns del "$TAG-$label-bg$i"
+  done
+}
+
+echo "start-up (VERSION, 1000 runs each)..."
+CNI_COMMAND=VERSION hyperfine -N --runs 1000 --warmup 50 --export-json "$DATA/startup.json" \
+  "$OURS" "$PTP" "$EMPTY" >/dev/null 2>&1
+startup() { python3 -c "import json,sys; r=json.load(open('$DATA/startup.json'))['results'][$1]; print(round(r['median']*1e6))"; }
+
+echo "ADD/DEL and time to first ping ($RUNS runs each)..."
+add_del "$OURS" ours
+add_del "$PTP" ptp
+echo "ADD with 1, 50, 250 existing pods..."
+scale "$OURS" ours
+scale "$PTP" ptp
+
+echo "bare veth create/delete (ip -batch, 100 each)..."
+ip netns add "$TAG-floor"
+for i in $(seq 100); do echo "link add fb$i type veth peer name fp$i netns $TAG-floor"; done >"$DATA/create.batch"
+for i in $(seq 100); do echo "link del fb$i"; done >"$DATA/delete.batch"
+t0=$(date +%s%N); ip -n "$NODE" -batch "$DATA/create.batch"; t1=$(date +%s%N)
+ip -n "$NODE" -batch "$DATA/delete.batch"; t2=$(date +%s%N)
+VETH_CREATE=$(((t1 - t0) / 100000)); VETH_DELETE=$(((t2 - t1) / 100000))
+
+m() { median <"$DATA/$1"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }
+ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -c %s /usr/lib/cni/host-local)
+{
+  echo "Machine: $(nproc) cores, $(uname -r); medians of $RUNS runs (start-up: 1000). Times in microseconds."
+  echo
+  row "measure" "mycelium-cni" "ptp + host-local" "ptp / ours"
+  row "---" "---" "---" "---"
+  row "start-up (VERSION)" "$(startup 0)" "$(startup 1)" "$(ratio "$(startup 1)" "$(startup 0)")"
+  row "ADD" "$(m ours.add)" "$(m ptp.add)" "$(ratio "$(m ptp.add)" "$(m ours.add)")"
+  row "DEL" "$(m ours.del)" "$(m ptp.del)" "$(ratio "$(m ptp.del)" "$(m ours.del)")"
+  row "ADD start to first ping reply (pod -> node)" "$(m ours.ping)" "$(m ptp.ping)" "$(ratio "$(m ptp.ping)" "$(m ours.ping)")"
+  row "ADD, 1 pod on the node" "$(m ours.scale1)" "$(m ptp.scale1)" "$(ratio "$(m ptp.scale1)" "$(m ours.scale1)")"
+  row "ADD, 50 pods on the node" "$(m ours.scale50)" "$(m ptp.scale50)" "$(ratio "$(m ptp.scale50)" "$(m ours.scale50)")"
+  row "ADD, 250 pods on the node" "$(m ours.scale250)" "$(m ptp.scale250)" "$(ratio "$(m ptp.scale250)" "$(m ours.scale250)")"
+  row "peak RSS of ADD (KiB)" "$(m ours.rss)" "$(m ptp.rss)" "$(ratio "$(m ptp.rss)" "$(m ours.rss)")"
+  row "binary size (bytes)" "$ours_size" "$ptp_size + $hl_size" "$(ratio "$((ptp_size + hl_size))" "$ours_size")"
+  echo
+  echo "Floors: empty static Rust binary start-up $(startup 2) us, $(stat -c %s "$EMPTY") bytes"
+  echo "(mycelium-cni start-up / floor: $(ratio "$(startup 0)" "$(startup 2)")); bare veth create $VETH_CREATE us,"
+  echo "delete $VETH_DELETE us (ip -batch, 100 each). Peak RSS includes the launcher's own (~0.25 MiB)."
+} >"$OUT/results.md"
+echo
+cat "$OUT/results.md"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the static release binaries for x86_64 and aarch64 and packs
+#   target/dist/mycelium-cni-linux-<arch>-v<version>.tgz (+ .sha256, .sha512)
+# with the binary, README.md, LICENSE and conf/10-mycelium.conflist.
+# Reproducible: same sources and toolchain give the same bytes (paths are
+# remapped, tar entries sorted with fixed owner and mtime, gzip without name
+# or time). `scripts/release.sh --verify` builds everything twice in separate
+# target directories and compares the archives.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+# The commit time, so that a rebuild of the same commit packs the same mtime.
+EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+declare -A ARCH=([x86_64-unknown-linux-musl]=amd64 [aarch64-unknown-linux-musl]=arm64)
+
+release() { # TARGET_DIR OUT_DIR
+  local dir=$1 out=$2 target arch name stage
+  mkdir -p "$out"
+  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    build_static "$target" "$dir"
+    arch=${ARCH[$target]}
+    name="mycelium-cni-linux-$arch-v$VERSION"
+    stage=$(mktemp -d)
+    install -m 0755 "$dir/$target/release/mycelium-cni" "$stage/mycelium-cni"
+    install -m 0644 README.md LICENSE conf/10-mycelium.conflist "$stage/"
+    tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
+      --format=gnu -cf - mycelium-cni README.md LICENSE 10-mycelium.conflist | gzip -9 -n >"$out/$name.tgz"
+    rm -rf "$stage"
+    (cd "$out" && sha256sum "$name.tgz" >"$name.tgz.sha256" && sha512sum "$name.tgz" >"$name.tgz.sha512")
+    echo "$out/$name.tgz: $(stat -c %s "$dir/$target/release/mycelium-cni") byte binary, sha256 $(cut -c1-16 "$out/$name.tgz.sha256")..."
+  done
+}
+
+if [ "${1:-}" = --verify ]; then
+  a=$(mktemp -d) b=$(mktemp -d)
+  trap 'rm -rf "$a" "$b"' EXIT
+  release "$a/target" "$a/dist"
+  release "$b/target" "$b/dist"
+  if diff <(cd "$a/dist" && cat ./*.sha256) <(cd "$b/dist" && cat ./*.sha256); then
+    echo "reproducible: two clean builds gave identical archives"
+  else
+    echo "NOT reproducible" >&2
+    exit 1
+  fi
+  exit 0
+fi
+release target target/dist
