@@ -125,7 +125,7 @@ impl Plugin for ShapeOnly {
             },
             address: "5fd::ff0f:1/128".into(),
             gateway: "fe80::1",
-            routes: &["400::/7"],
+            routes: &conf.routes,
         };
         result::add_result(&conf.cni_version, conf.prev_result.as_ref(), &attachment)
     }

@@ -11,8 +11,10 @@
     )
 )]
 
+mod cli;
 mod cni;
 mod errno;
+mod exec;
 #[cfg(test)]
 mod fuzz;
 mod netlink;
@@ -28,14 +30,25 @@ const ABOUT: &str = concat!(
     ": CNI plugin attaching containers to the Mycelium IPv6 overlay (CNI spec 0.3.0-1.1.0)"
 );
 
+/// Without CNI_COMMAND: a human at a shell (or an init container).
+fn human(args: Vec<String>) {
+    match args.first().map(String::as_str) {
+        None => eprintln!("{ABOUT}"),
+        Some("--version") => println!("{ABOUT}"),
+        Some("--help" | "-h" | "help") => print!("{ABOUT}\n{}", cli::USAGE),
+        Some(command) => {
+            let outcome = cli::run(command, args.get(1..).unwrap_or(&[]));
+            print!("{}", outcome.stdout);
+            let _ = std::io::stdout().flush();
+            std::process::exit(outcome.exit_code);
+        }
+    }
+}
+
 fn main() {
     let command = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty());
     let Some(command) = command else {
-        if std::env::args().nth(1).as_deref() == Some("--version") {
-            println!("{ABOUT}");
-        } else {
-            eprintln!("{ABOUT}");
-        }
+        human(std::env::args().skip(1).collect());
         return;
     };
     let lookup = |name: &str| std::env::var(name).ok();

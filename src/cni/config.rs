@@ -2,7 +2,9 @@
 
 use super::env::{check_interface_name, is_valid_container_id};
 use super::error::{CniError, CniResult, DECODE_FAILURE, INVALID_CONFIG};
+use super::logfile::{Level, LogFile};
 use super::version;
+use ipnetwork::Ipv6Network;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,12 +22,25 @@ struct RawConf {
     mtu: Option<u32>,
     #[serde(rename = "podInterface")]
     pod_interface: Option<String>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(rename = "defaultRoute", default)]
+    default_route: bool,
+    #[serde(rename = "logFile")]
+    log_file: Option<String>,
+    #[serde(rename = "logLevel")]
+    log_level: Option<String>,
     #[serde(rename = "prevResult")]
     prev_result: Option<Value>,
     args: Option<Value>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Deserialize)]
+struct RawRoute {
+    dst: String,
+}
+
+#[cfg_attr(test, derive(Debug))]
 pub struct NetConf {
     pub cni_version: String,
     pub name: String,
@@ -34,6 +49,12 @@ pub struct NetConf {
     pub mtu: Option<u32>,
     /// The pod-side interface name when it is not CNI_IFNAME (secondary network).
     pub pod_interface: Option<String>,
+    /// `routes[].dst`: more destinations via the host, e.g. the service CIDR.
+    pub routes: Vec<Ipv6Network>,
+    /// `defaultRoute`: also `::/0` via the host.
+    pub default_route: bool,
+    /// `logFile` with `logLevel` (default info).
+    pub log: Option<LogFile>,
     pub prev_result: Option<Value>,
     /// `args`, checked against CNI_ARGS conventions.
     pub args: Option<Value>,
@@ -64,16 +85,54 @@ impl NetConf {
         if let Some(mtu) = raw.mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
             return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
         }
+        let routes = parse_routes(&raw.routes)?;
+        let level = match raw.log_level.as_deref() {
+            None => Level::Info,
+            Some(text) => Level::parse(text).ok_or_else(|| {
+                invalid(
+                    "logLevel",
+                    text,
+                    "must be panic, error, info, verbose or debug",
+                )
+            })?,
+        };
+        let log = raw
+            .log_file
+            .filter(|path| !path.is_empty())
+            .map(|path| LogFile { path, level });
         Ok(NetConf {
             cni_version: raw.cni_version,
             name: raw.name,
             mycelium_interface,
             mtu: raw.mtu,
             pod_interface: raw.pod_interface,
+            routes,
+            default_route: raw.default_route,
+            log,
             prev_result: raw.prev_result.filter(|value| !value.is_null()),
             args: raw.args,
         })
     }
+}
+
+/// IPv6 CIDRs only (the pod has no IPv4 on this interface); host bits are
+/// cleared, as the kernel would.
+fn parse_routes(raw: &[RawRoute]) -> CniResult<Vec<Ipv6Network>> {
+    let mut routes = Vec::with_capacity(raw.len());
+    for (i, route) in raw.iter().enumerate() {
+        let field = format!("routes[{i}].dst");
+        let network: Ipv6Network = route.dst.parse().map_err(|_| {
+            invalid(
+                &field,
+                &route.dst,
+                "must be an IPv6 CIDR such as fd00:10:96::/112",
+            )
+        })?;
+        let network = Ipv6Network::new(network.network(), network.prefix())
+            .map_err(|_| invalid(&field, &route.dst, "has an invalid prefix length"))?;
+        routes.push(network);
+    }
+    Ok(routes)
 }
 
 fn invalid(field: &str, value: &str, rule: &str) -> CniError {
@@ -164,6 +223,64 @@ mod tests {
         );
         assert!(conf.prev_result.is_some());
         assert_eq!(conf.pod_interface.as_deref(), Some("myc0"));
+    }
+
+    #[test]
+    fn routes_are_ipv6_cidrs_with_host_bits_cleared() {
+        let text = r#"{"cniVersion":"1.0.0","name":"n","defaultRoute":true,
+            "routes":[{"dst":"fd00:10:96::/112"},{"dst":"fd00:10:96::1/112"}]}"#;
+        let conf = parse(text).unwrap();
+        let routes: Vec<String> = conf.routes.iter().map(|r| r.to_string()).collect();
+        assert_eq!(routes, ["fd00:10:96::/112", "fd00:10:96::/112"]);
+        assert!(conf.default_route);
+        assert!(
+            !parse(r#"{"cniVersion":"1.0.0","name":"n"}"#)
+                .unwrap()
+                .default_route
+        );
+    }
+
+    #[test]
+    fn bad_routes_name_the_entry() {
+        for (dst, field) in [
+            ("10.43.0.0/16", "routes[1].dst"),
+            ("fd00::/129", "routes[1].dst"),
+            ("nope", "routes[1].dst"),
+        ] {
+            let text = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","routes":[{{"dst":"fd00::/8"}},{{"dst":"{dst}"}}]}}"#
+            );
+            let error = parse(&text).unwrap_err();
+            assert_eq!(error.code, INVALID_CONFIG, "{dst}");
+            assert!(
+                error.msg.contains(field) && error.msg.contains(dst),
+                "{}",
+                error.msg
+            );
+        }
+        let error =
+            parse(r#"{"cniVersion":"1.0.0","name":"n","routes":[{"gw":"fe80::1"}]}"#).unwrap_err();
+        assert!(error.msg.contains("dst"), "{}", error.msg);
+        let error = parse(r#"{"cniVersion":"1.0.0","name":"n","defaultRoute":"yes"}"#).unwrap_err();
+        assert_eq!(error.code, INVALID_CONFIG);
+    }
+
+    #[test]
+    fn log_keys_as_multus_names_them() {
+        let conf = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","logFile":"/var/log/m.log","logLevel":"error"}"#,
+        )
+        .unwrap();
+        let log = conf.log.unwrap();
+        assert_eq!(
+            (log.path.as_str(), log.level),
+            ("/var/log/m.log", Level::Error)
+        );
+        let conf = parse(r#"{"cniVersion":"1.0.0","name":"n","logFile":"/x"}"#).unwrap();
+        assert_eq!(conf.log.unwrap().level, Level::Info);
+        let error = parse(r#"{"cniVersion":"1.0.0","name":"n","logFile":"/x","logLevel":"loud"}"#)
+            .unwrap_err();
+        assert!(error.msg.contains("logLevel"), "{}", error.msg);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod logfile;
 pub mod result;
 pub mod version;
 
@@ -51,6 +52,8 @@ pub fn dispatch(
             exit_code: 0,
         };
     }
+    let started = std::time::Instant::now();
+    let mut log = None;
     let mut input = Vec::new();
     let read = stdin.take(MAX_STDIN + 1).read_to_end(&mut input);
     let outcome = match read {
@@ -58,12 +61,19 @@ pub fn dispatch(
             INVALID_CONFIG,
             "invalid config: stdin is larger than 4 MiB",
         )),
-        Ok(_) => run(command, lookup, &input, plugin),
+        Ok(_) => run(command, lookup, &input, plugin, &mut log),
         Err(error) => Err(CniError::new(
             IO_FAILURE,
             format!("read config from stdin: {error}"),
         )),
     };
+    if let Some((file, what)) = log {
+        let (failed, text) = match &outcome {
+            Ok(_) => (false, "ok".to_string()),
+            Err(error) => (true, format!("error {}: {}", error.code, error.msg)),
+        };
+        file.record(command, &what, failed, &text, started.elapsed());
+    }
     match outcome {
         Ok(stdout) => Outcome {
             stdout,
@@ -85,10 +95,19 @@ fn run(
     lookup: &dyn Fn(&str) -> Option<String>,
     input: &[u8],
     plugin: &dyn Plugin,
+    log: &mut Option<(logfile::LogFile, String)>,
 ) -> CniResult<String> {
     let command = Command::parse(command)?;
     let env = Env::parse(command, lookup)?;
-    let conf = NetConf::parse(input)?;
+    let mut conf = NetConf::parse(input)?;
+    if let Some(file) = conf.log.take() {
+        let what = if env.container_id.is_empty() {
+            conf.name.clone()
+        } else {
+            [conf.name.as_str(), &env.container_id, &env.ifname].join("/")
+        };
+        *log = Some((file, what));
+    }
     require_version(command, &conf.cni_version)?;
     if matches!(command, Command::Add | Command::Check) {
         args::check(&env.args, conf.args.as_ref())?;

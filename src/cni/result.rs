@@ -3,6 +3,7 @@
 
 use super::error::{CniError, CniResult, INVALID_CONFIG};
 use super::version;
+use ipnetwork::Ipv6Network;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -22,7 +23,8 @@ pub struct Attachment<'a> {
     /// "address/prefix" of the pod.
     pub address: String,
     pub gateway: &'a str,
-    pub routes: &'a [&'a str],
+    /// Destinations routed via `gateway`.
+    pub routes: &'a [Ipv6Network],
 }
 
 pub fn format_mac(mac: &[u8]) -> String {
@@ -96,7 +98,7 @@ pub fn add_result(
     list(&mut result, "ips")?.push(ip);
     let routes = list(&mut result, "routes")?;
     for dst in attachment.routes {
-        routes.push(json!({ "dst": dst, "gw": attachment.gateway }));
+        routes.push(json!({ "dst": dst.to_string(), "gw": attachment.gateway }));
     }
     if !result.contains_key("dns") {
         result.insert("dns".into(), json!({}));
@@ -143,9 +145,7 @@ impl PrevResult {
 mod tests {
     use super::*;
 
-    const ROUTES: [&str; 1] = ["400::/7"];
-
-    fn attachment() -> Attachment<'static> {
+    fn attachment(routes: &[Ipv6Network]) -> Attachment<'_> {
         Attachment {
             host: Interface {
                 name: "myc0123456789ab",
@@ -161,12 +161,17 @@ mod tests {
             },
             address: "5fd:a395:1a8d:501d:ff0f::1/128".into(),
             gateway: "fe80::1",
-            routes: &ROUTES,
+            routes,
         }
     }
 
+    fn overlay() -> [Ipv6Network; 1] {
+        ["400::/7".parse().unwrap()]
+    }
+
     fn parsed(version: &str, prev: Option<&Value>) -> Value {
-        serde_json::from_str(&add_result(version, prev, &attachment()).unwrap()).unwrap()
+        let routes = overlay();
+        serde_json::from_str(&add_result(version, prev, &attachment(&routes)).unwrap()).unwrap()
     }
 
     #[test]
@@ -198,6 +203,19 @@ mod tests {
     }
 
     #[test]
+    fn every_route_goes_via_the_gateway() {
+        let routes: Vec<Ipv6Network> = ["400::/7", "fd00:10:96::/112", "::/0"]
+            .iter()
+            .map(|r| r.parse().unwrap())
+            .collect();
+        let result: Value =
+            serde_json::from_str(&add_result("1.0.0", None, &attachment(&routes)).unwrap())
+                .unwrap();
+        let expected = json!([{"dst": "400::/7", "gw": "fe80::1"}, {"dst": "fd00:10:96::/112", "gw": "fe80::1"}, {"dst": "::/0", "gw": "fe80::1"}]);
+        assert_eq!(result["routes"], expected);
+    }
+
+    #[test]
     fn chains_onto_prev_result() {
         let prev = json!({
             "cniVersion": "1.0.0",
@@ -217,7 +235,8 @@ mod tests {
     fn rejects_malformed_prev_result() {
         let bad = [json!([1]), json!({"interfaces": 5})];
         for prev in &bad {
-            let error = add_result("1.0.0", Some(prev), &attachment())
+            let routes = overlay();
+            let error = add_result("1.0.0", Some(prev), &attachment(&routes))
                 .err()
                 .unwrap();
             assert_eq!(error.code, INVALID_CONFIG);

@@ -3,12 +3,11 @@
 //! Anything created is undone by deleting the host veth (the pod end and
 //! the /128 route go with it).
 
-use super::naming::{
-    AttachmentId, GATEWAY, MAX_ALIAS_LEN, OVERLAY, OVERLAY_CIDR, OVERLAY_PREFIX_LEN,
-};
+use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN};
 use super::node::{self, Node};
 use super::{
     Pod, attachment_id, host, is_ours, kernel_error, log, open_host, open_pod, pod_interface_name,
+    pod_routes,
 };
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
@@ -18,6 +17,7 @@ use crate::cni::error::{
 use crate::cni::result::{self, Attachment, Interface};
 use crate::netlink::Netlink;
 use crate::netlink::link::Link;
+use ipnetwork::Ipv6Network;
 use std::net::Ipv6Addr;
 
 pub const NAME_ATTEMPTS: u32 = 16;
@@ -25,6 +25,15 @@ const ADDRESS_ATTEMPTS: u32 = 64;
 const LOOPBACK_INDEX: u32 = 1;
 const HOST_LINK_LOCAL_PREFIX_LEN: u8 = 64;
 const POD_PREFIX_LEN: u8 = 128;
+
+/// What this ADD is to build, decided before anything is created.
+struct Plan<'a> {
+    id: AttachmentId<'a>,
+    pod_ifname: &'a str,
+    mtu: u32,
+    /// Routes in the pod via fe80::1: 400::/7 first, then the configured ones.
+    routes: Vec<Ipv6Network>,
+}
 
 pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     let id = attachment_id(env, conf);
@@ -37,8 +46,13 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
-    let mtu = conf.mtu.unwrap_or(node.mtu);
-    let pod_ifname = pod_interface_name(env, conf);
+    let plan = Plan {
+        id,
+        pod_ifname: pod_interface_name(env, conf),
+        mtu: conf.mtu.unwrap_or(node.mtu),
+        routes: pod_routes(conf),
+    };
+    let (pod_ifname, mtu) = (plan.pod_ifname, plan.mtu);
     let mut pod = open_pod(&env.netns)?;
     let existing = pod
         .nl
@@ -48,8 +62,8 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         let msg = format!("interface {} already exists in {}", pod_ifname, env.netns);
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
-    let host_veth = create_veth(&mut host, &pod, &id, pod_ifname, mtu)?;
-    match configure(&mut host, &mut pod, &node, &id, pod_ifname, &host_veth) {
+    let host_veth = create_veth(&mut host, &pod, &plan)?;
+    match configure(&mut host, &mut pod, &node, &plan, &host_veth) {
         Ok((address, pod_link)) => {
             let attachment = Attachment {
                 host: Interface {
@@ -66,7 +80,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
                 },
                 address: format!("{address}/{POD_PREFIX_LEN}"),
                 gateway: "fe80::1",
-                routes: &[OVERLAY_CIDR],
+                routes: &plan.routes,
             };
             result::add_result(&conf.cni_version, conf.prev_result.as_ref(), &attachment)
         }
@@ -82,19 +96,14 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
 /// Creates the pair under the first free derived host name. A link with
 /// our alias under that name is a leftover of an earlier, interrupted ADD
 /// of this same attachment: it is replaced.
-fn create_veth(
-    host: &mut Netlink,
-    pod: &Pod,
-    id: &AttachmentId,
-    pod_ifname: &str,
-    mtu: u32,
-) -> CniResult<Link> {
+fn create_veth(host: &mut Netlink, pod: &Pod, plan: &Plan) -> CniResult<Link> {
+    let (id, pod_ifname) = (&plan.id, plan.pod_ifname);
     let alias = id.alias();
     let mut attempt = 0;
     let mut replaced_leftover = false;
     while attempt < NAME_ATTEMPTS {
         let name = id.host_veth_name(attempt);
-        match host.create_veth(&name, pod_ifname, mtu, pod.netns.fd()) {
+        match host.create_veth(&name, pod_ifname, plan.mtu, pod.netns.fd()) {
             Ok(()) => return label_new_veth(host, &name, &alias),
             Err(e) if e.errno == libc::EEXIST => {}
             Err(e) => {
@@ -147,14 +156,14 @@ fn configure(
     host: &mut Netlink,
     pod: &mut Pod,
     node: &Node,
-    id: &AttachmentId,
-    pod_ifname: &str,
+    plan: &Plan,
     host_veth: &Link,
 ) -> CniResult<(Ipv6Addr, Link)> {
+    let pod_ifname = plan.pod_ifname;
     host.add_address(host_veth.index, GATEWAY, HOST_LINK_LOCAL_PREFIX_LEN)
         .map_err(|e| kernel_error("add fe80::1 to host veth", e))?;
     host::refuse_router_advertisements(&host_veth.name)?;
-    let address = claim_address(host, node, id, host_veth.index)?;
+    let address = claim_address(host, node, &plan.id, host_veth.index)?;
     let pod_link = pod
         .nl
         .link_by_name(pod_ifname)
@@ -174,9 +183,16 @@ fn configure(
     pod.nl
         .set_up(LOOPBACK_INDEX)
         .map_err(|e| kernel_error("set lo up in pod", e))?;
-    pod.nl
-        .add_route(OVERLAY, OVERLAY_PREFIX_LEN, Some(GATEWAY), pod_link.index)
-        .map_err(|e| kernel_error("add route 400::/7 via fe80::1 in pod", e))?;
+    for route in &plan.routes {
+        pod.nl
+            .add_route(
+                route.network(),
+                route.prefix(),
+                Some(GATEWAY),
+                pod_link.index,
+            )
+            .map_err(|e| kernel_error(&format!("add route {route} via fe80::1 in pod"), e))?;
+    }
     host::ensure_forwarding()?;
     Ok((address, pod_link))
 }

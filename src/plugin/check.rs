@@ -1,9 +1,10 @@
 //! CHECK: what prevResult says this plugin made is still there, on both
 //! sides, and the Mycelium interface still owns the pod's /64.
 
-use super::naming::{GATEWAY, OVERLAY, OVERLAY_PREFIX_LEN};
+use super::naming::GATEWAY;
 use super::{
     attachment_id, find_host_veth, kernel_error, node, open_host, open_pod, pod_interface_name,
+    pod_routes as pod_routes_of,
 };
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
@@ -84,14 +85,12 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         .nl
         .routes(link.index)
         .map_err(|e| kernel_error("list pod routes", e))?;
-    if !pod_routes
-        .iter()
-        .any(|r| is_route(r, OVERLAY, OVERLAY_PREFIX_LEN, Some(GATEWAY)))
-    {
-        return Err(failed(format!(
-            "no route 400::/7 via fe80::1 dev {} in pod",
-            pod_ifname
-        )));
+    for wanted in pod_routes_of(conf) {
+        let present = |r: &Route| is_route(r, wanted.network(), wanted.prefix(), Some(GATEWAY));
+        if !pod_routes.iter().any(present) {
+            let msg = format!("no route {wanted} via fe80::1 dev {pod_ifname} in pod");
+            return Err(failed(msg));
+        }
     }
     Ok(())
 }

@@ -5,8 +5,11 @@ mod check;
 mod del;
 mod gc;
 mod host;
+mod inventory;
 pub mod naming;
-mod node;
+pub mod node;
+
+pub use inventory::{attachments, node_status};
 
 use crate::cni::Plugin;
 use crate::cni::config::{NetConf, ValidAttachment};
@@ -15,6 +18,7 @@ use crate::cni::error::{CniError, CniResult, INVALID_ENV, IO_FAILURE, STATUS_NOT
 use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NlError};
 use crate::netns::Netns;
+use ipnetwork::Ipv6Network;
 use naming::AttachmentId;
 
 pub struct MyceliumPlugin;
@@ -82,6 +86,25 @@ fn attachment_id<'a>(env: &'a Env, conf: &'a NetConf) -> AttachmentId<'a> {
 /// secondary one next to another plugin's `CNI_IFNAME`, else `CNI_IFNAME`.
 pub fn pod_interface_name<'a>(env: &'a Env, conf: &'a NetConf) -> &'a str {
     conf.pod_interface.as_deref().unwrap_or(&env.ifname)
+}
+
+/// The routes in the pod via fe80::1: 400::/7, the configured `routes`,
+/// then `::/0` with `defaultRoute`; each destination once.
+pub fn pod_routes(conf: &NetConf) -> Vec<Ipv6Network> {
+    let overlay = Ipv6Network::new(naming::OVERLAY, naming::OVERLAY_PREFIX_LEN);
+    let default = Ipv6Network::new(std::net::Ipv6Addr::UNSPECIFIED, 0);
+    let mut routes: Vec<Ipv6Network> = overlay.into_iter().collect();
+    let wanted = conf
+        .routes
+        .iter()
+        .copied()
+        .chain(default.into_iter().filter(|_| conf.default_route));
+    for route in wanted {
+        if !routes.contains(&route) {
+            routes.push(route);
+        }
+    }
+    routes
 }
 
 /// The pod's namespace and a netlink socket bound inside it.

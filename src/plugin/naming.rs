@@ -8,7 +8,6 @@ pub const HOST_VETH_PREFIX: &str = "myc";
 pub const GATEWAY: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 pub const OVERLAY: Ipv6Addr = Ipv6Addr::new(0x400, 0, 0, 0, 0, 0, 0, 0);
 pub const OVERLAY_PREFIX_LEN: u8 = 7;
-pub const OVERLAY_CIDR: &str = "400::/7";
 /// Interface IDs of pod addresses start with this, apart from hand-made ones.
 const IID_MARKER: u64 = 0xff0f << 48;
 /// IFALIASZ is 256 and the kernel keeps at most 255 bytes of the attribute,

@@ -417,3 +417,106 @@ impl Chain<'_> {
         }
     }
 }
+
+/// Two simulated nodes with different /64s, joined by a veth whose /64
+/// routes stand in for the Mycelium overlay: each node routes the other's
+/// /64 across it (more specific than its 400::/7 on the TUN).
+pub struct Cluster {
+    pub a: Node,
+    pub b: Node,
+}
+
+pub const NODE_A: &str = "5fd:a395:1a8d:501d:f650:6887:2bd4:ee49";
+pub const NODE_B: &str = "4aa:1:2:3:5e1f:27ff:fe11:b";
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        let (a, b) = (Node::new(NODE_A), Node::new(NODE_B));
+        a.ns.ip(&[
+            "link", "add", "ovl0", "type", "veth", "peer", "name", "ovl0", "netns", &b.ns.name,
+        ]);
+        for (node, own, other_prefix, other_gw) in [
+            (&a, "fe80::a", "4aa:1:2:3::/64", "fe80::b"),
+            (&b, "fe80::b", "5fd:a395:1a8d:501d::/64", "fe80::a"),
+        ] {
+            node.ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{own}/64"),
+                "dev",
+                "ovl0",
+                "nodad",
+            ]);
+            node.ns.ip(&["link", "set", "ovl0", "up"]);
+            node.ns.ip(&[
+                "-6",
+                "route",
+                "add",
+                other_prefix,
+                "via",
+                other_gw,
+                "dev",
+                "ovl0",
+            ]);
+        }
+        Cluster { a, b }
+    }
+}
+
+/// A TCP server in a namespace answering every connection with `reply`, a
+/// space and the client's address as the server sees it; stopped on drop.
+pub struct Server {
+    child: std::process::Child,
+}
+
+impl Server {
+    pub fn start(ns: &Netns, port: u16, reply: &str) -> Server {
+        use std::io::BufRead;
+        let script = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('::', {port}))\n\
+             s.listen(16)\n\
+             print('ready', flush=True)\n\
+             while True:\n\
+             \x20   c, peer = s.accept()\n\
+             \x20   c.sendall(('{reply} ' + peer[0]).encode())\n\
+             \x20   c.close()\n"
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("server stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server ready");
+        assert_eq!(line.trim(), "ready");
+        Server { child }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects from `ns` to [address]:port over TCP and returns what it reads.
+pub fn tcp_get(ns: &Netns, address: &str, port: u16) -> String {
+    let script = format!(
+        "import socket\n\
+         s = socket.create_connection(('{address}', {port}), timeout=3)\n\
+         print(s.recv(200).decode(), end='')\n"
+    );
+    let output = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", &script])
+        .output()
+        .expect("spawn client");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

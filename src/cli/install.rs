@@ -1,0 +1,163 @@
+//! install / uninstall: the binary into the CNI bin directory and the
+//! conflist into the config directory, each by writing a temporary file and
+//! renaming it (atomic for readers), the conflist last: a runtime never sees
+//! a config whose plugin binary is missing or half written.
+
+use super::{
+    CONFLIST_NAME, DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, EXIT_OK, EXIT_PROBLEM, Options, Outcome,
+};
+use crate::cni::config::{DEFAULT_INTERFACE, NetConf};
+use crate::plugin::{log, node_status};
+use serde_json::{Map, Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const BINARY_NAME: &str = "mycelium-cni";
+const WAIT_STEP: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let target = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| std::fs::rename(&temporary, &target));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(format!("write {}: {e}", target.display()));
+    }
+    Ok(target)
+}
+
+/// The conflist: loopback, then this plugin; checked with the same parser
+/// the plugin uses, so that a bad --service-cidr fails here, not at ADD.
+fn conflist(name: &str, interface: &str, service_cidrs: &[&str]) -> Result<String, String> {
+    let routes: Vec<_> = service_cidrs
+        .iter()
+        .map(|dst| json!({ "dst": dst }))
+        .collect();
+    let mut plugin = Map::new();
+    plugin.insert("type".into(), BINARY_NAME.into());
+    plugin.insert("myceliumInterface".into(), interface.into());
+    if !routes.is_empty() {
+        plugin.insert("routes".into(), routes.into());
+    }
+    // The runtime hands the plugin the list's cniVersion and name.
+    let mut check = plugin.clone();
+    check.insert("cniVersion".into(), "1.0.0".into());
+    check.insert("name".into(), name.into());
+    NetConf::parse(Value::Object(check).to_string().as_bytes()).map_err(|e| e.msg)?;
+    let list =
+        json!({ "cniVersion": "1.0.0", "name": name, "plugins": [{ "type": "loopback" }, plugin] });
+    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())
+}
+
+pub fn install(options: &Options) -> Outcome {
+    match try_install(options) {
+        Ok(report) => Outcome {
+            stdout: report,
+            exit_code: EXIT_OK,
+        },
+        Err(msg) => Outcome {
+            stdout: format!("install failed: {msg}\n"),
+            exit_code: EXIT_PROBLEM,
+        },
+    }
+}
+
+fn try_install(options: &Options) -> Result<String, String> {
+    let bin_dir = Path::new(options.get("bin-dir").unwrap_or(DEFAULT_BIN_DIR));
+    let conf_dir = Path::new(options.get("conf-dir").unwrap_or(DEFAULT_CONF_DIR));
+    let interface = options.get("interface").unwrap_or(DEFAULT_INTERFACE);
+    let name = options.get("name").unwrap_or("mycelium");
+    let conflist = conflist(name, interface, &options.all("service-cidr"))?;
+    let mut report = String::new();
+
+    let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("read own binary: {e}"))?;
+    let installed = write_atomically(bin_dir, BINARY_NAME, &binary, 0o755)?;
+    report += &format!("installed {}\n", installed.display());
+    if !bin_dir.join("loopback").exists() {
+        report += &format!(
+            "warning: no loopback plugin in {}: the conflist chains it (install the CNI reference plugins)\n",
+            bin_dir.display()
+        );
+    }
+
+    let mut status = node_status(interface);
+    while options.has("wait") && status.is_err() {
+        if let Err(msg) = &status {
+            log(&format!("waiting for the Mycelium interface: {msg}"));
+        }
+        std::thread::sleep(WAIT_STEP);
+        status = node_status(interface);
+    }
+    if let Err(msg) = status {
+        report += &format!("warning: {msg}: pods cannot be attached until Mycelium is up\n");
+    }
+    let written = write_atomically(conf_dir, CONFLIST_NAME, conflist.as_bytes(), 0o644)?;
+    report += &format!("wrote {}\n", written.display());
+    Ok(report)
+}
+
+/// Removes the conflist first (no new attachments), then the binary.
+pub fn uninstall(options: &Options) -> Outcome {
+    let bin_dir = Path::new(options.get("bin-dir").unwrap_or(DEFAULT_BIN_DIR));
+    let conf_dir = Path::new(options.get("conf-dir").unwrap_or(DEFAULT_CONF_DIR));
+    let mut report = String::new();
+    let mut exit_code = EXIT_OK;
+    for path in [conf_dir.join(CONFLIST_NAME), bin_dir.join(BINARY_NAME)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => report += &format!("removed {}\n", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report += &format!("absent {}\n", path.display());
+            }
+            Err(e) => {
+                report += &format!("cannot remove {}: {e}\n", path.display());
+                exit_code = EXIT_PROBLEM;
+            }
+        }
+    }
+    Outcome {
+        stdout: report,
+        exit_code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflist_chains_loopback_and_carries_routes() {
+        let text = conflist("mycelium", "myc9", &["fd00:10:96::/112"]).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(list["plugins"][0]["type"], "loopback");
+        assert_eq!(list["plugins"][1]["myceliumInterface"], "myc9");
+        assert_eq!(list["plugins"][1]["routes"][0]["dst"], "fd00:10:96::/112");
+        assert_eq!(list["name"], "mycelium");
+    }
+
+    #[test]
+    fn conflist_refuses_what_add_would_refuse() {
+        assert!(
+            conflist("mycelium", "myc9", &["10.43.0.0/16"])
+                .unwrap_err()
+                .contains("routes[0].dst")
+        );
+        assert!(conflist("mycelium", "a/b", &[]).is_err());
+        assert!(conflist("-bad", "myc9", &[]).is_err());
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("mcni-unit-{}", std::process::id()));
+        let path = write_atomically(&dir.join("sub"), "f", b"x", 0o640).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"x");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

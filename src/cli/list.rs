@@ -1,0 +1,48 @@
+//! list: every attachment on this node, read from the kernel alone (the
+//! host veths' aliases and their /128 routes).
+
+use super::{EXIT_OK, EXIT_PROBLEM, Outcome};
+use crate::plugin::attachments;
+
+pub fn list() -> Outcome {
+    let rows = match attachments() {
+        Ok(rows) => rows,
+        Err(msg) => {
+            return Outcome {
+                stdout: format!("list failed: {msg}\n"),
+                exit_code: EXIT_PROBLEM,
+            };
+        }
+    };
+    let mut table =
+        vec![["NETWORK", "CONTAINER", "IFNAME", "ADDRESS", "HOST-VETH"].map(String::from)];
+    for row in rows {
+        table.push([
+            row.network,
+            row.container_id,
+            row.ifname,
+            row.address,
+            row.host_veth,
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &table {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut stdout = String::new();
+    for row in &table {
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            stdout.push_str(cell);
+            if i + 1 < row.len() {
+                stdout.push_str(&" ".repeat(width - cell.len() + 2));
+            }
+        }
+        stdout.push('\n');
+    }
+    Outcome {
+        stdout,
+        exit_code: EXIT_OK,
+    }
+}

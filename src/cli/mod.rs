@@ -1,0 +1,163 @@
+//! The human commands of the same binary, used when it runs without
+//! CNI_COMMAND: install/uninstall, doctor, list. Like the CNI side, they
+//! return what to print and the exit code; main.rs prints.
+
+mod doctor;
+mod install;
+mod list;
+
+/// Exit codes for scripts: 0 fine, 1 problems found or the action failed,
+/// 2 bad usage.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_PROBLEM: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+pub struct Outcome {
+    pub stdout: String,
+    pub exit_code: i32,
+}
+
+impl Outcome {
+    fn usage(msg: &str) -> Outcome {
+        let mut stdout = String::from(msg);
+        stdout.push('\n');
+        stdout.push_str(USAGE);
+        Outcome {
+            stdout,
+            exit_code: EXIT_USAGE,
+        }
+    }
+}
+
+pub const USAGE: &str = "usage:
+  mycelium-cni install [--bin-dir DIR] [--conf-dir DIR] [--interface NAME]
+                       [--service-cidr CIDR]... [--name NAME] [--wait]
+  mycelium-cni uninstall [--bin-dir DIR] [--conf-dir DIR]
+  mycelium-cni doctor [--interface NAME] [--conf PATH] [--bin-dir DIR]
+  mycelium-cni list
+  mycelium-cni --version
+As a CNI plugin it is run by the container runtime with CNI_COMMAND set.
+";
+
+/// `--key value` and `--key=value` options, with flags (no value) listed.
+struct Options {
+    pairs: Vec<(String, String)>,
+}
+
+impl Options {
+    fn parse(args: &[String], keys: &[&str], flags: &[&str]) -> Result<Options, String> {
+        let mut pairs = Vec::new();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            let (key, inline) = match arg.split_once('=') {
+                Some((key, value)) => (key, Some(value.to_string())),
+                None => (arg.as_str(), None),
+            };
+            let name = key.strip_prefix("--").unwrap_or("");
+            if flags.contains(&name) && inline.is_none() {
+                pairs.push((name.to_string(), String::new()));
+            } else if keys.contains(&name) {
+                let value = match inline {
+                    Some(value) => value,
+                    None => rest
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| format!("{key} needs a value"))?,
+                };
+                pairs.push((name.to_string(), value));
+            } else {
+                return Err(format!("unknown option {arg}"));
+            }
+        }
+        Ok(Options { pairs })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn has(&self, flag: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == flag)
+    }
+}
+
+pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
+pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
+pub const CONFLIST_NAME: &str = "10-mycelium.conflist";
+
+/// Runs `mycelium-cni COMMAND ARGS...`.
+pub fn run(command: &str, args: &[String]) -> Outcome {
+    let parsed = match command {
+        "install" => Options::parse(
+            args,
+            &["bin-dir", "conf-dir", "interface", "service-cidr", "name"],
+            &["wait"],
+        ),
+        "uninstall" => Options::parse(args, &["bin-dir", "conf-dir"], &[]),
+        "doctor" => Options::parse(args, &["interface", "conf", "bin-dir"], &[]),
+        "list" => Options::parse(args, &[], &[]),
+        _ => return Outcome::usage(&format!("unknown command {command:?}")),
+    };
+    let options = match parsed {
+        Ok(options) => options,
+        Err(msg) => return Outcome::usage(&msg),
+    };
+    match command {
+        "install" => install::install(&options),
+        "uninstall" => install::uninstall(&options),
+        "doctor" => doctor::doctor(&options),
+        _ => list::list(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_take_both_spellings_and_flags() {
+        let keys = ["bin-dir", "service-cidr"];
+        let parsed = Options::parse(
+            &args(&[
+                "--bin-dir",
+                "/a",
+                "--service-cidr=fd00::/112",
+                "--wait",
+                "--service-cidr",
+                "fd01::/112",
+            ]),
+            &keys,
+            &["wait"],
+        )
+        .unwrap();
+        assert_eq!(parsed.get("bin-dir"), Some("/a"));
+        assert_eq!(parsed.all("service-cidr"), ["fd00::/112", "fd01::/112"]);
+        assert!(parsed.has("wait"));
+        assert!(!parsed.has("other"));
+    }
+
+    #[test]
+    fn bad_usage_is_exit_2() {
+        assert!(Options::parse(&args(&["--bin-dir"]), &["bin-dir"], &[]).is_err());
+        assert!(Options::parse(&args(&["--nope"]), &["bin-dir"], &[]).is_err());
+        assert!(Options::parse(&args(&["stray"]), &["bin-dir"], &[]).is_err());
+        assert_eq!(run("frobnicate", &[]).exit_code, EXIT_USAGE);
+        assert_eq!(run("list", &args(&["--x"])).exit_code, EXIT_USAGE);
+    }
+}
