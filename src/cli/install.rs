@@ -49,7 +49,7 @@ fn conflist(name: &str, interface: &str, service_cidrs: &[&str]) -> Result<Strin
     NetConf::parse(Value::Object(check).to_string().as_bytes()).map_err(|e| e.msg)?;
     let list =
         json!({ "cniVersion": "1.0.0", "name": name, "plugins": [{ "type": "loopback" }, plugin] });
-    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())
+    Ok(list.to_string())
 }
 
 pub fn install(options: &Options) -> Outcome {

@@ -2,43 +2,15 @@
 
 use super::env::{check_interface_name, is_valid_container_id};
 use super::error::{CniError, CniResult, DECODE_FAILURE, INVALID_CONFIG};
+use super::json::Fields;
 use super::logfile::{Level, LogFile};
 use super::version;
 use ipnetwork::Ipv6Network;
-use serde::Deserialize;
 use serde_json::Value;
 
 pub const DEFAULT_INTERFACE: &str = "mycelium";
 /// IPv6 needs at least 1280; a veth takes at most 65535.
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=65535;
-
-#[derive(Deserialize)]
-struct RawConf {
-    #[serde(rename = "cniVersion")]
-    cni_version: String,
-    name: String,
-    #[serde(rename = "myceliumInterface")]
-    mycelium_interface: Option<String>,
-    mtu: Option<u32>,
-    #[serde(rename = "podInterface")]
-    pod_interface: Option<String>,
-    #[serde(default)]
-    routes: Vec<RawRoute>,
-    #[serde(rename = "defaultRoute", default)]
-    default_route: bool,
-    #[serde(rename = "logFile")]
-    log_file: Option<String>,
-    #[serde(rename = "logLevel")]
-    log_level: Option<String>,
-    #[serde(rename = "prevResult")]
-    prev_result: Option<Value>,
-    args: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct RawRoute {
-    dst: String,
-}
 
 #[cfg_attr(test, derive(Debug))]
 pub struct NetConf {
@@ -62,31 +34,40 @@ pub struct NetConf {
 
 impl NetConf {
     pub fn parse(stdin: &[u8]) -> CniResult<NetConf> {
-        let raw: RawConf = serde_json::from_slice(stdin).map_err(decode_error)?;
-        version::check_supported(&raw.cni_version)?;
-        if !is_valid_container_id(&raw.name) {
+        NetConf::from_value(&parse_json(stdin)?)
+    }
+
+    pub fn from_value(value: &Value) -> CniResult<NetConf> {
+        let fields = Fields::of(value, "")?;
+        let cni_version = fields.required_str("cniVersion")?;
+        version::check_supported(cni_version)?;
+        let name = fields.required_str("name")?;
+        if !is_valid_container_id(name) {
             return Err(invalid(
                 "name",
-                &raw.name,
+                name,
                 "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
             ));
         }
-        let mycelium_interface = raw
-            .mycelium_interface
-            .unwrap_or_else(|| DEFAULT_INTERFACE.into());
-        if let Err(rule) = check_interface_name(&mycelium_interface) {
-            return Err(invalid("myceliumInterface", &mycelium_interface, rule));
+        let mycelium_interface = fields
+            .str("myceliumInterface")?
+            .unwrap_or(DEFAULT_INTERFACE);
+        if let Err(rule) = check_interface_name(mycelium_interface) {
+            return Err(invalid("myceliumInterface", mycelium_interface, rule));
         }
-        if let Some(name) = &raw.pod_interface {
-            if let Err(rule) = check_interface_name(name) {
-                return Err(invalid("podInterface", name, rule));
-            }
+        let pod_interface = fields.str("podInterface")?;
+        if let Some(Err(rule)) = pod_interface.map(check_interface_name) {
+            return Err(invalid(
+                "podInterface",
+                pod_interface.unwrap_or_default(),
+                rule,
+            ));
         }
-        if let Some(mtu) = raw.mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
+        let mtu = fields.u32("mtu")?;
+        if let Some(mtu) = mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
             return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
         }
-        let routes = parse_routes(&raw.routes)?;
-        let level = match raw.log_level.as_deref() {
+        let level = match fields.str("logLevel")? {
             None => Level::Info,
             Some(text) => Level::parse(text).ok_or_else(|| {
                 invalid(
@@ -96,40 +77,43 @@ impl NetConf {
                 )
             })?,
         };
-        let log = raw
-            .log_file
-            .filter(|path| !path.is_empty())
-            .map(|path| LogFile { path, level });
+        let log = fields.str("logFile")?.filter(|path| !path.is_empty());
         Ok(NetConf {
-            cni_version: raw.cni_version,
-            name: raw.name,
-            mycelium_interface,
-            mtu: raw.mtu,
-            pod_interface: raw.pod_interface,
-            routes,
-            default_route: raw.default_route,
-            log,
-            prev_result: raw.prev_result.filter(|value| !value.is_null()),
-            args: raw.args,
+            cni_version: cni_version.into(),
+            name: name.into(),
+            mycelium_interface: mycelium_interface.into(),
+            mtu,
+            pod_interface: pod_interface.map(String::from),
+            routes: parse_routes(&fields)?,
+            default_route: fields.bool("defaultRoute")?.unwrap_or(false),
+            log: log.map(|path| LogFile {
+                path: path.into(),
+                level,
+            }),
+            prev_result: fields.get("prevResult").cloned(),
+            args: fields.get("args").cloned(),
         })
     }
 }
 
+/// Syntax errors are code 6 (decode failure).
+pub fn parse_json(stdin: &[u8]) -> CniResult<Value> {
+    serde_json::from_slice(stdin)
+        .map_err(|error| CniError::new(DECODE_FAILURE, format!("cannot decode config: {error}")))
+}
+
 /// IPv6 CIDRs only (the pod has no IPv4 on this interface); host bits are
 /// cleared, as the kernel would.
-fn parse_routes(raw: &[RawRoute]) -> CniResult<Vec<Ipv6Network>> {
-    let mut routes = Vec::with_capacity(raw.len());
-    for (i, route) in raw.iter().enumerate() {
+fn parse_routes(fields: &Fields) -> CniResult<Vec<Ipv6Network>> {
+    let mut routes = Vec::new();
+    for (i, route) in fields.objects("routes")?.iter().enumerate() {
+        let dst = route.required_str("dst")?;
         let field = format!("routes[{i}].dst");
-        let network: Ipv6Network = route.dst.parse().map_err(|_| {
-            invalid(
-                &field,
-                &route.dst,
-                "must be an IPv6 CIDR such as fd00:10:96::/112",
-            )
-        })?;
+        let network: Ipv6Network = dst
+            .parse()
+            .map_err(|_| invalid(&field, dst, "must be an IPv6 CIDR such as fd00:10:96::/112"))?;
         let network = Ipv6Network::new(network.network(), network.prefix())
-            .map_err(|_| invalid(&field, &route.dst, "has an invalid prefix length"))?;
+            .map_err(|_| invalid(&field, dst, "has an invalid prefix length"))?;
         routes.push(network);
     }
     Ok(routes)
@@ -142,53 +126,42 @@ fn invalid(field: &str, value: &str, rule: &str) -> CniError {
     )
 }
 
-fn decode_error(error: serde_json::Error) -> CniError {
-    if error.is_data() {
-        CniError::new(INVALID_CONFIG, format!("invalid config: {error}"))
-    } else {
-        CniError::new(DECODE_FAILURE, format!("cannot decode config: {error}"))
-    }
-}
-
 /// One entry of GC's `cni.dev/valid-attachments`.
-#[derive(Deserialize)]
 pub struct ValidAttachment {
-    #[serde(rename = "containerID")]
     pub container_id: String,
     pub ifname: String,
-}
-
-#[derive(Deserialize)]
-struct GcConf {
-    #[serde(rename = "cni.dev/valid-attachments")]
-    valid: Option<Vec<ValidAttachment>>,
-    #[serde(rename = "cni.dev/attachments")]
-    older: Option<Vec<ValidAttachment>>,
 }
 
 /// GC's list of attachments to keep; older runtimes send
 /// `cni.dev/attachments`. Without either, every attachment would look
 /// stale, so the list is required.
-pub fn valid_attachments(stdin: &[u8]) -> CniResult<Vec<ValidAttachment>> {
-    let gc: GcConf = serde_json::from_slice(stdin).map_err(decode_error)?;
-    gc.valid.or(gc.older).ok_or_else(|| {
-        CniError::new(
-            INVALID_CONFIG,
-            "invalid config: GC needs cni.dev/valid-attachments",
-        )
-    })
+pub fn valid_attachments(value: &Value) -> CniResult<Vec<ValidAttachment>> {
+    let fields = Fields::of(value, "")?;
+    let key = ["cni.dev/valid-attachments", "cni.dev/attachments"]
+        .into_iter()
+        .find(|key| fields.get(key).is_some())
+        .ok_or_else(|| {
+            CniError::new(
+                INVALID_CONFIG,
+                "invalid config: GC needs cni.dev/valid-attachments",
+            )
+        })?;
+    let mut list = Vec::new();
+    for entry in fields.objects(key)? {
+        list.push(ValidAttachment {
+            container_id: entry.required_str("containerID")?.into(),
+            ifname: entry.required_str("ifname")?.into(),
+        });
+    }
+    Ok(list)
 }
 
 /// Reads just `cniVersion`, for shaping an error when the rest is invalid.
 pub fn peek_version(stdin: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(rename = "cniVersion")]
-        cni_version: String,
-    }
-    let peek: Peek = serde_json::from_slice(stdin).ok()?;
-    version::check_supported(&peek.cni_version).ok()?;
-    Some(peek.cni_version)
+    let value: Value = serde_json::from_slice(stdin).ok()?;
+    let version = value.get("cniVersion")?.as_str()?;
+    version::check_supported(version).ok()?;
+    Some(version.into())
 }
 
 #[cfg(test)]
@@ -198,6 +171,10 @@ mod tests {
 
     fn parse(text: &str) -> CniResult<NetConf> {
         NetConf::parse(text.as_bytes())
+    }
+
+    fn json(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
     }
 
     #[test]
@@ -295,10 +272,13 @@ mod tests {
         let cases = [
             (r#"{"name":"n"}"#, "cniVersion"),
             (r#"{"cniVersion":"1.0.0"}"#, "name"),
-            (r#"{"cniVersion":"1.0.0","name":"n","mtu":"big"}"#, "big"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":"big"}"#,
+                "mtu must be a whole number, not a string",
+            ),
             (
                 r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":7}"#,
-                "7",
+                "myceliumInterface must be a string, not a number",
             ),
             (r#"{"cniVersion":"1.0.0","name":"n","mtu":100}"#, "mtu"),
             (
@@ -334,19 +314,26 @@ mod tests {
     #[test]
     fn gc_list_from_either_key_and_required() {
         let new = br#"{"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#;
-        let list = valid_attachments(new).unwrap();
+        let list = valid_attachments(&json(new)).unwrap();
         assert_eq!(
             (list[0].container_id.as_str(), list[0].ifname.as_str()),
             ("c1", "eth0")
         );
-        assert!(
-            valid_attachments(br#"{"cni.dev/attachments":[]}"#)
-                .unwrap()
-                .is_empty()
+        let older = json(br#"{"cni.dev/attachments":[]}"#);
+        assert!(valid_attachments(&older).unwrap().is_empty());
+        assert_eq!(
+            valid_attachments(&json(b"{}")).err().unwrap().code,
+            INVALID_CONFIG
         );
-        assert_eq!(valid_attachments(b"{}").err().unwrap().code, INVALID_CONFIG);
-        let bad = br#"{"cni.dev/valid-attachments":[{"containerID":1}]}"#;
-        assert_eq!(valid_attachments(bad).err().unwrap().code, INVALID_CONFIG);
+        let bad = json(br#"{"cni.dev/valid-attachments":[{"containerID":1}]}"#);
+        let error = valid_attachments(&bad).err().unwrap();
+        assert!(
+            error
+                .msg
+                .contains("cni.dev/valid-attachments[0].containerID"),
+            "{}",
+            error.msg
+        );
     }
 
     #[test]

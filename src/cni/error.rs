@@ -1,7 +1,5 @@
 //! CNI error documents: a spec code, a message with its context chain, details.
 
-use serde::Serialize;
-
 pub const INCOMPATIBLE_VERSION: u32 = 1;
 pub const UNSUPPORTED_FIELD: u32 = 2;
 pub const INVALID_ENV: u32 = 4;
@@ -47,26 +45,15 @@ fn join(what: &str, cause: &str) -> String {
 
 pub type CniResult<T> = Result<T, CniError>;
 
-/// The error document printed on stdout.
-#[derive(Serialize)]
-struct ErrorDocument<'a> {
-    #[serde(rename = "cniVersion")]
-    cni_version: &'a str,
-    code: u32,
-    msg: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    details: &'a str,
-}
-
 impl CniError {
+    /// The error document printed on stdout.
     pub fn to_json(&self, cni_version: &str) -> String {
-        let document = ErrorDocument {
-            cni_version,
-            code: self.code,
-            msg: &self.msg,
-            details: &self.details,
-        };
-        serde_json::to_string(&document).unwrap_or_default()
+        let mut document =
+            serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg });
+        if let (false, Some(object)) = (self.details.is_empty(), document.as_object_mut()) {
+            object.insert("details".into(), self.details.as_str().into());
+        }
+        document.to_string()
     }
 }
 
@@ -88,7 +75,7 @@ mod tests {
             r#"{"cniVersion":"1.0.0","code":7,"msg":"bad"}"#
         );
         error.details = "more".into();
-        let expected = r#"{"cniVersion":"1.0.0","code":7,"msg":"bad","details":"more"}"#;
+        let expected = r#"{"cniVersion":"1.0.0","code":7,"details":"more","msg":"bad"}"#;
         assert_eq!(error.to_json("1.0.0"), expected);
     }
 }

@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 pub mod env;
 pub mod error;
+mod json;
 pub mod logfile;
 pub mod result;
 pub mod version;
@@ -99,7 +100,8 @@ fn run(
 ) -> CniResult<String> {
     let command = Command::parse(command)?;
     let env = Env::parse(command, lookup)?;
-    let mut conf = NetConf::parse(input)?;
+    let value = config::parse_json(input)?;
+    let mut conf = NetConf::from_value(&value)?;
     if let Some(file) = conf.log.take() {
         let what = if env.container_id.is_empty() {
             conf.name.clone()
@@ -118,7 +120,7 @@ fn run(
         Command::Check => plugin.check(&env, &conf).map(|()| String::new()),
         Command::Status => plugin.status(&conf).map(|()| String::new()),
         Command::Gc => {
-            let valid = config::valid_attachments(input)?;
+            let valid = config::valid_attachments(&value)?;
             plugin.gc(&conf, &valid).map(|()| String::new())
         }
         Command::Version => Ok(version::VERSION_JSON.into()),
@@ -291,7 +293,7 @@ mod tests {
         let outcome = call("ADD", r#"{"cniVersion":"1.0.0"}"#, &plugin);
         assert_eq!(
             outcome.stdout,
-            r#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config: missing field `name` at line 1 column 22"}"#
+            r#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config: name is missing"}"#
         );
         assert!(plugin.calls.borrow().is_empty());
     }

@@ -2,9 +2,9 @@
 //! to a chained `prevResult`; and the typed view of `prevResult` CHECK reads.
 
 use super::error::{CniError, CniResult, INVALID_CONFIG};
+use super::json::Fields;
 use super::version;
 use ipnetwork::Ipv6Network;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// One interface of the result.
@@ -106,22 +106,17 @@ pub fn add_result(
     Ok(Value::Object(result).to_string())
 }
 
-#[derive(Deserialize)]
+/// What CHECK reads of `prevResult`.
 pub struct PrevResult {
-    #[serde(default)]
     pub interfaces: Vec<PrevInterface>,
-    #[serde(default)]
     pub ips: Vec<PrevIp>,
 }
 
-#[derive(Deserialize)]
 pub struct PrevInterface {
     pub name: String,
-    #[serde(default)]
     pub sandbox: String,
 }
 
-#[derive(Deserialize)]
 pub struct PrevIp {
     pub address: String,
     pub interface: Option<usize>,
@@ -129,8 +124,22 @@ pub struct PrevIp {
 
 impl PrevResult {
     pub fn parse(value: &Value) -> CniResult<PrevResult> {
-        PrevResult::deserialize(value)
-            .map_err(|error| CniError::new(INVALID_CONFIG, format!("invalid prevResult: {error}")))
+        let fields = Fields::of(value, "prevResult")?;
+        let mut interfaces = Vec::new();
+        for interface in fields.objects("interfaces")? {
+            interfaces.push(PrevInterface {
+                name: interface.required_str("name")?.into(),
+                sandbox: interface.str("sandbox")?.unwrap_or_default().into(),
+            });
+        }
+        let mut ips = Vec::new();
+        for ip in fields.objects("ips")? {
+            ips.push(PrevIp {
+                address: ip.required_str("address")?.into(),
+                interface: ip.u32("interface")?.map(|index| index as usize),
+            });
+        }
+        Ok(PrevResult { interfaces, ips })
     }
 
     /// Index of the interface named `name` inside `sandbox`.
