@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs (or removes) mycelium-cni on this node: the binary into the CNI bin
+# directory, then the conflist into the CNI config directory, each written to
+# a temporary name and renamed into place, the conflist last. The work is done
+# by the binary itself (`mycelium-cni install`), as in the DaemonSet.
+#
+#   scripts/install.sh [--k3s] [--root DIR] [--binary PATH] [--interface NAME]
+#                      [--service-cidr CIDR]... [--uninstall]
+#
+#   --k3s       k3s's directories: /var/lib/rancher/k3s/data/cni and
+#               /var/lib/rancher/k3s/agent/etc/cni/net.d
+#   --root DIR  install under DIR instead of / (for packaging and tests)
+#   --binary    the mycelium-cni binary to install (default: build it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+root="" binary="" uninstall=0 k3s=0 extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --k3s) k3s=1 ;;
+    --root) root=${2%/}; shift ;;
+    --binary) binary=$2; shift ;;
+    --interface|--service-cidr) extra+=("$1" "$2"); shift ;;
+    --uninstall) uninstall=1 ;;
+    *) echo "$0: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$k3s" = 1 ]; then
+  bin_dir="$root/var/lib/rancher/k3s/data/cni"
+  conf_dir="$root/var/lib/rancher/k3s/agent/etc/cni/net.d"
+else
+  bin_dir="$root/opt/cni/bin"
+  conf_dir="$root/etc/cni/net.d"
+fi
+if [ -z "$binary" ]; then
+  binary=$BIN
+  [ -x "$binary" ] || build_static
+fi
+
+if [ "$uninstall" = 1 ]; then
+  exec "$binary" uninstall --bin-dir "$bin_dir" --conf-dir "$conf_dir"
+fi
+exec "$binary" install --bin-dir "$bin_dir" --conf-dir "$conf_dir" "${extra[@]}"

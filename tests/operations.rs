@@ -1,0 +1,272 @@
+//! The operator's side: scripts/install.sh into a temporary root, the
+//! `doctor` and `list` commands on a simulated node, and logFile. Root.
+
+mod common;
+
+use common::{Netns, Node, TUN, binary, pod_address, require_root, sh};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+fn install_script(args: &[&str]) -> (i32, String) {
+    let output = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
+        .args(["--binary", &binary()])
+        .args(args)
+        .output()
+        .expect("run install.sh");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn install_and_uninstall_in_a_temporary_root() {
+    let root = std::env::temp_dir().join(common::unique("-root"));
+    let root_text = root.to_string_lossy().into_owned();
+    for (flags, bin_dir, conf_dir) in [
+        (vec![], "opt/cni/bin", "etc/cni/net.d"),
+        (
+            vec!["--k3s"],
+            "var/lib/rancher/k3s/data/cni",
+            "var/lib/rancher/k3s/agent/etc/cni/net.d",
+        ),
+    ] {
+        let mut args = vec![
+            "--root",
+            root_text.as_str(),
+            "--interface",
+            "myc7",
+            "--service-cidr",
+            "fd00:10:96::/112",
+        ];
+        args.extend(&flags);
+        let (code, report) = install_script(&args);
+        assert_eq!(code, 0, "{report}");
+        assert!(
+            report.contains("no loopback plugin"),
+            "loopback not reported: {report}"
+        );
+        let installed = root.join(bin_dir).join("mycelium-cni");
+        assert_eq!(
+            std::fs::read(&installed).unwrap(),
+            std::fs::read(binary()).unwrap()
+        );
+        assert_eq!(
+            std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        let conflist: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root.join(conf_dir).join("10-mycelium.conflist")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(conflist["plugins"][0]["type"], "loopback");
+        assert_eq!(conflist["plugins"][1]["myceliumInterface"], "myc7");
+        assert_eq!(
+            conflist["plugins"][1]["routes"][0]["dst"],
+            "fd00:10:96::/112"
+        );
+        // Only the two files: no temporary left behind.
+        assert_eq!(files_under(&root).len(), 2, "{:?}", files_under(&root));
+
+        let mut args = vec!["--root", root_text.as_str(), "--uninstall"];
+        args.extend(&flags);
+        let (code, report) = install_script(&args);
+        assert_eq!(code, 0, "{report}");
+        assert!(files_under(&root).is_empty(), "{:?}", files_under(&root));
+    }
+    let (code, report) = install_script(&["--root", &root_text, "--service-cidr", "10.43.0.0/16"]);
+    assert_ne!(code, 0);
+    assert!(report.contains("routes[0].dst"), "{report}");
+    assert!(
+        files_under(&root).is_empty(),
+        "a refused install wrote files"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Runs `mycelium-cni ARGS` inside the node's namespace.
+fn human(node: &Node, args: &[&str]) -> (i32, String) {
+    let output = Command::new("ip")
+        .args(["netns", "exec", &node.ns.name, &binary()])
+        .args(args)
+        .env_remove("CNI_COMMAND")
+        .output()
+        .expect("run binary");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_reports_findings_with_fixes() {
+    require_root();
+    let node = Node::standard();
+    let dir = std::env::temp_dir().join(common::unique("-doc"));
+    let (bin_dir, conf_dir) = (dir.join("bin"), dir.join("net.d"));
+    let (code, _) = human(
+        &node,
+        &[
+            "install",
+            "--bin-dir",
+            bin_dir.to_str().unwrap(),
+            "--conf-dir",
+            conf_dir.to_str().unwrap(),
+            "--interface",
+            TUN,
+        ],
+    );
+    assert_eq!(code, 0);
+    let conf = conf_dir.join("10-mycelium.conflist");
+    let args = [
+        "doctor",
+        "--conf",
+        conf.to_str().unwrap(),
+        "--bin-dir",
+        bin_dir.to_str().unwrap(),
+    ];
+
+    let (code, report) = human(&node, &args);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(&format!(
+            "ok    {TUN}: up, overlay address {}",
+            node.address
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("pods get 5fd:a395:1a8d:501d::/64"),
+        "{report}"
+    );
+    assert!(
+        report.contains("warn  ") && report.contains("loopback is missing"),
+        "{report}"
+    );
+
+    node.ns.ip(&["link", "set", TUN, "down"]);
+    let (code, report) = human(&node, &args);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains(&format!("FAIL  interface {TUN} is down\n      fix: ")),
+        "{report}"
+    );
+
+    std::fs::write(&conf, "{\"cniVersion\":\"1.0.0\",\"name\":\"x\",\"plugins\":[{\"type\":\"mycelium-cni\",\"mtu\":5}]}").unwrap();
+    let (code, report) = human(&node, &args);
+    assert_eq!(code, 1);
+    assert!(
+        report.contains("mtu \"5\" must be 1280 to 65535"),
+        "{report}"
+    );
+    let (code, _) = human(&node, &["doctor", "--bogus"]);
+    assert_eq!(code, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn list_shows_every_attachment_from_the_kernel() {
+    require_root();
+    let node = Node::standard();
+    let pods: Vec<Netns> = (0..3).map(|_| Netns::new("-ls")).collect();
+    let mut addresses = Vec::new();
+    for (i, pod) in pods.iter().enumerate() {
+        addresses.push(pod_address(
+            &node
+                .add(&format!("ctr-list-{i}"), pod, &node.conf("1.0.0"))
+                .ok(),
+        ));
+    }
+    let (code, table) = human(&node, &["list"]);
+    assert_eq!(code, 0, "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("NETWORK") && lines[0].contains("HOST-VETH"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 4, "{table}");
+    for (i, address) in addresses.iter().enumerate() {
+        let row = lines
+            .iter()
+            .find(|l| l.contains(&format!("ctr-list-{i} ")))
+            .expect("row");
+        assert!(
+            row.starts_with("mycnet") && row.contains(" eth0 ") && row.contains(address.as_str()),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+fn log_file_gets_one_line_per_command_and_never_blocks_it() {
+    require_root();
+    let node = Node::standard();
+    let dir = std::env::temp_dir().join(common::unique("-log"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("mycelium-cni.log");
+    let mut conf = node.conf("1.0.0");
+    conf["logFile"] = log.to_string_lossy().into_owned().into();
+    let pod = Netns::new("-log");
+    let outcome = node.add("ctr-log", &pod, &conf);
+    outcome.ok();
+    assert!(!outcome.stdout.contains("ms\n"), "log line on stdout");
+    node.del("ctr-log", &pod.path(), &conf).ok();
+    node.ns.ip(&["link", "set", TUN, "down"]);
+    node.add("ctr-log2", &pod, &conf).error(11);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains(" ADD mycnet/ctr-log/eth0 ok ") && lines[0].ends_with("ms"),
+        "{text}"
+    );
+    assert!(lines[1].contains(" DEL mycnet/ctr-log/eth0 ok "), "{text}");
+    assert!(
+        lines[2].contains(" ADD mycnet/ctr-log2/eth0 error 11: interface mctun0 is down "),
+        "{text}"
+    );
+
+    // logLevel error: successes are not logged.
+    node.ns.ip(&["link", "set", TUN, "up"]);
+    sh(&[
+        "ip",
+        "-n",
+        &node.ns.name,
+        "-6",
+        "addr",
+        "replace",
+        &format!("{}/7", node.address),
+        "dev",
+        TUN,
+    ]);
+    conf["logLevel"] = "error".into();
+    node.add("ctr-log3", &Netns::new("-log3"), &conf).ok();
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
+
+    // A log file in a missing directory costs the line, not the command.
+    conf["logFile"] = dir
+        .join("missing/dir/x.log")
+        .to_string_lossy()
+        .into_owned()
+        .into();
+    conf["logLevel"] = "info".into();
+    node.add("ctr-log4", &Netns::new("-log4"), &conf).ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}
