@@ -20,6 +20,7 @@ PACKAGES=(iproute2 iputils-ping curl iptables containernetworking-plugins
 install_packages() {
   local missing=()
   command -v python3 >/dev/null || missing+=(python3)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
   done

@@ -19,5 +19,11 @@ ARM_BIN=target/aarch64-unknown-linux-musl/release/mycelium-cni
 echo "$BIN: $(stat -c %s "$BIN") bytes"
 echo "$ARM_BIN: $(stat -c %s "$ARM_BIN") bytes"
 
+echo "== Kubernetes schema validator (target/venv)"
+[ -x target/venv/bin/kubernetes-validate ] || {
+  python3 -m venv target/venv && target/venv/bin/pip install --quiet kubernetes-validate
+}
+
 echo "== unit and integration tests"
-MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" cargo test --locked
+MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" \
+  MYCELIUM_CNI_K8S_VALIDATE="$PWD/target/venv/bin/kubernetes-validate" cargo test --locked

@@ -255,3 +255,64 @@ fn podman_port_mapping_through_portmap() {
     );
     assert!(podman.node.host_veths().is_empty());
 }
+
+/// The DaemonSet image: built offline by podman from conf/Containerfile
+/// (FROM scratch, the static binary only), then run as the init container
+/// runs: host network, the CNI directories mounted, `install --wait`.
+#[test]
+fn image_builds_offline_and_installs_like_the_init_container() {
+    common::require_root();
+    let podman = Podman::new();
+    let context = podman.dir.join("context");
+    std::fs::create_dir_all(&context).expect("context dir");
+    std::fs::copy(common::binary(), context.join("mycelium-cni")).expect("copy binary");
+    let containerfile = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/Containerfile");
+    let tag = "localhost/mycelium-cni:test";
+    podman.podman(&[
+        "build",
+        "-f",
+        containerfile,
+        "--build-arg",
+        "BINARY=mycelium-cni",
+        "-t",
+        tag,
+        path(&context),
+    ]);
+    let about = podman.podman(&["run", "--rm", "--network", "none", tag, "--version"]);
+    assert!(about.starts_with("mycelium-cni "), "{about}");
+
+    let (bin, conf) = (podman.dir.join("host-bin"), podman.dir.join("host-net.d"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    let (bin_mount, conf_mount) = (
+        format!("{}:/host/cni/bin", bin.display()),
+        format!("{}:/host/cni/net.d", conf.display()),
+    );
+    let report = podman.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-v",
+        &bin_mount,
+        "-v",
+        &conf_mount,
+        tag,
+        "install",
+        "--bin-dir=/host/cni/bin",
+        "--conf-dir=/host/cni/net.d",
+        &format!("--interface={TUN}"),
+        "--wait",
+    ]);
+    assert!(
+        report.contains("wrote /host/cni/net.d/10-mycelium.conflist"),
+        "{report}"
+    );
+    assert!(!report.contains("warning: failed to find"), "{report}");
+    assert_eq!(
+        std::fs::read(bin.join("mycelium-cni")).unwrap(),
+        std::fs::read(common::binary()).unwrap()
+    );
+    let conflist = std::fs::read_to_string(conf.join("10-mycelium.conflist")).unwrap();
+    assert!(conflist.contains(TUN), "{conflist}");
+}
