@@ -69,7 +69,7 @@ call() {
     "$SPAWN" "$conf" "${ping[@]}" -- "$plugin"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # add_del PLUGIN LABEL: RUNS x (ADD timed, DEL timed); then RUNS x ADD-until-ping.
 add_del() {
