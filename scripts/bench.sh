@@ -105,6 +105,10 @@ scale() {
       ip netns add "$TAG-$label-bg$have"
       call "$plugin" ADD "$label-bg$have" >/dev/null
     done
+    # Let the new interfaces finish their start-up chatter (DAD, router
+    # solicitations, MLD: several seconds), so that "existing pods" means
+    # settled ones rather than a kernel still busy with the last 200.
+    sleep 12
     : >"$DATA/$label.scale$target"
     for i in $(seq "$RUNS"); do
       ip netns add "$TAG-$label-s$i"

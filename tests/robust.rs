@@ -255,147 +255,65 @@ fn hostile_input_table() {
         "x".repeat(10 << 20)
     );
     let path = pod.path();
-    let add = |container: &str, netns: &str, ifname: &str| {
-        vec![
-            ("CNI_COMMAND", "ADD".to_string()),
-            ("CNI_CONTAINERID", container.to_string()),
-            ("CNI_NETNS", netns.to_string()),
-            ("CNI_IFNAME", ifname.to_string()),
-        ]
-    };
-    type Case<'a> = (&'a str, Vec<(&'a str, String)>, String, u64);
-    let cases: Vec<Case> = vec![
-        ("empty stdin", add("c", &path, "eth0"), String::new(), 6),
-        (
-            "malformed json",
-            add("c", &path, "eth0"),
-            "{not json".into(),
-            6,
-        ),
-        (
-            "truncated json",
-            add("c", &path, "eth0"),
-            conf[..conf.len() / 2].to_string(),
-            6,
-        ),
-        ("10 MB stdin", add("c", &path, "eth0"), huge, 7),
-        (
-            "wrong type",
-            add("c", &path, "eth0"),
-            r#"{"cniVersion":"1.0.0","name":5}"#.into(),
-            7,
-        ),
+    // Bad stdin, with a good environment.
+    let stdin_cases: [(&str, &str, u64); 7] = [
+        ("empty stdin", "", 6),
+        ("malformed json", "{not json", 6),
+        ("truncated json", &conf[..conf.len() / 2], 6),
+        ("10 MB stdin", &huge, 7),
+        ("wrong type", r#"{"cniVersion":"1.0.0","name":5}"#, 7),
         (
             "mtu wrong type",
-            add("c", &path, "eth0"),
-            r#"{"cniVersion":"1.0.0","name":"n","mtu":"x"}"#.into(),
+            r#"{"cniVersion":"1.0.0","name":"n","mtu":"x"}"#,
             7,
         ),
-        (
-            "unknown version",
-            add("c", &path, "eth0"),
-            r#"{"cniVersion":"9.9.9","name":"n"}"#.into(),
-            1,
-        ),
-        (
-            "no env",
-            vec![("CNI_COMMAND", "ADD".into())],
-            conf.clone(),
-            4,
-        ),
-        (
-            "empty container id",
-            add("", &path, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        ("empty netns", add("c", "", "eth0"), conf.clone(), 4),
-        ("empty ifname", add("c", &path, ""), conf.clone(), 4),
-        (
-            "16-byte ifname",
-            add("c", &path, "abcdefghijklmnop"),
-            conf.clone(),
-            4,
-        ),
-        ("slash ifname", add("c", &path, "a/b"), conf.clone(), 4),
-        ("dotdot ifname", add("c", &path, ".."), conf.clone(), 4),
-        ("space ifname", add("c", &path, "a b"), conf.clone(), 4),
-        (
-            "control ifname",
-            add("c", &path, "a\u{1b}b"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "slash container id",
-            add("a/b", &path, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "space container id",
-            add("a b", &path, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "control container id",
-            add("a\u{7}", &path, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "netns missing",
-            add("c", "/var/run/netns/mcni-nope", "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "netns regular file",
-            add("c", &regular, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "netns directory",
-            add("c", &directory, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "netns symlink to file",
-            add("c", &symlink, "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "host's own netns",
-            add("c", &node.ns.path(), "eth0"),
-            conf.clone(),
-            4,
-        ),
-        (
-            "unknown command",
-            vec![("CNI_COMMAND", "ATTACH".into())],
-            conf.clone(),
-            4,
-        ),
-        (
-            "unknown CNI_ARGS",
-            {
-                let mut env = add("c", &path, "eth0");
-                env.push(("CNI_ARGS", "FOO=bar".into()));
-                env
-            },
-            conf.clone(),
-            2,
-        ),
+        ("unknown version", r#"{"cniVersion":"9.9.9","name":"n"}"#, 1),
     ];
+    // Bad environment (container ID, CNI_NETNS, ifname), with a good config.
+    let own = node.ns.path();
+    let env_cases: [(&str, &str, &str, &str); 16] = [
+        ("empty container id", "", &path, "eth0"),
+        ("empty netns", "c", "", "eth0"),
+        ("empty ifname", "c", &path, ""),
+        ("16-byte ifname", "c", &path, "abcdefghijklmnop"),
+        ("slash ifname", "c", &path, "a/b"),
+        ("dotdot ifname", "c", &path, ".."),
+        ("space ifname", "c", &path, "a b"),
+        ("control ifname", "c", &path, "a\u{1b}b"),
+        ("slash container id", "a/b", &path, "eth0"),
+        ("space container id", "a b", &path, "eth0"),
+        ("control container id", "a\u{7}", &path, "eth0"),
+        ("netns missing", "c", "/var/run/netns/mcni-nope", "eth0"),
+        ("netns regular file", "c", &regular, "eth0"),
+        ("netns directory", "c", &directory, "eth0"),
+        ("netns symlink to file", "c", &symlink, "eth0"),
+        ("host's own netns", "c", &own, "eth0"),
+    ];
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, u64);
+    let add = |container, netns, ifname| {
+        vec![
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", container),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", ifname),
+        ]
+    };
+    let mut cases: Vec<Case> = Vec::new();
+    for (case, stdin, code) in stdin_cases {
+        cases.push((case, add("c", &path, "eth0"), stdin, code));
+    }
+    for (case, container, netns, ifname) in env_cases {
+        cases.push((case, add(container, netns, ifname), &conf, 4));
+    }
+    let mut unknown_args = add("c", &path, "eth0");
+    unknown_args.push(("CNI_ARGS", "FOO=bar"));
+    cases.push(("unknown CNI_ARGS", unknown_args, &conf, 2));
+    cases.push(("no env", vec![("CNI_COMMAND", "ADD")], &conf, 4));
+    cases.push(("unknown command", vec![("CNI_COMMAND", "ATTACH")], &conf, 4));
     let node_before = node.ns.state();
     let pod_before = pod.state();
     for (case, env, stdin, code) in cases {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let outcome = node.run(&env, &stdin);
+        let outcome = node.run(&env, stdin);
         assert_eq!(
             outcome.stdout.lines().count(),
             1,

@@ -151,22 +151,7 @@ impl Node {
         command
             .args(["netns", "exec", &self.ns.name])
             .args(&self.program);
-        command
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn plugin");
-        let mut input = child.stdin.take().expect("stdin");
-        let _ = input.write_all(stdin.as_bytes());
-        drop(input);
-        Outcome::from(child.wait_with_output().expect("wait plugin"))
+        run_with(command, env, stdin)
     }
 
     pub fn cni(
@@ -219,22 +204,7 @@ impl Node {
             &inject,
             &binary(),
         ]);
-        command
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn strace");
-        let mut input = child.stdin.take().expect("stdin");
-        let _ = input.write_all(stdin.as_bytes());
-        drop(input);
-        Outcome::from(child.wait_with_output().expect("wait strace"))
+        run_with(command, env, stdin)
     }
 
     pub fn add(&self, container: &str, pod: &Netns, conf: &Value) -> Outcome {
@@ -262,6 +232,27 @@ impl Node {
             .filter(|name| name.starts_with("myc"))
             .collect()
     }
+}
+
+/// Runs `command` the way a runtime runs a plugin: a clean environment with
+/// `env`, `stdin` written and closed, stdout and stderr collected.
+pub fn run_with(mut command: Command, env: &[(&str, &str)], stdin: &str) -> Outcome {
+    command
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    Outcome::from(child.wait_with_output().expect("wait"))
 }
 
 pub struct Outcome {
@@ -356,27 +347,18 @@ impl Chain<'_> {
         };
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.node.ns.name, &path]);
-        cmd.env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", self.container)
-            .env("CNI_NETNS", &self.netns)
-            .env("CNI_IFNAME", self.ifname)
-            .env(
+        let env = [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", self.container),
+            ("CNI_NETNS", &self.netns),
+            ("CNI_IFNAME", self.ifname),
+            (
                 "CNI_ARGS",
                 "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=test",
-            )
-            .env("CNI_PATH", "/usr/lib/cni");
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut input = child.stdin.take().expect("stdin");
-        let _ = input.write_all(self.conf_for(plugin, prev).to_string().as_bytes());
-        drop(input);
-        Outcome::from(child.wait_with_output().expect("wait"))
+            ),
+            ("CNI_PATH", "/usr/lib/cni"),
+        ];
+        run_with(cmd, &env, &self.conf_for(plugin, prev).to_string())
     }
 
     pub fn add(&self) -> Value {
