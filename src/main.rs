@@ -24,22 +24,26 @@ mod sysctl;
 
 use std::io::Write;
 
-const ABOUT: &str = concat!(
-    "mycelium-cni ",
-    env!("CARGO_PKG_VERSION"),
-    ": CNI plugin attaching containers to the Mycelium IPv6 overlay (CNI spec 0.3.0-1.1.0)"
-);
+/// Writes and flushes, ignoring a closed stream (print! would panic).
+fn emit(mut stream: impl Write, text: &str) {
+    let _ = stream.write_all(text.as_bytes());
+    let _ = stream.flush();
+}
 
 /// Without CNI_COMMAND: a human at a shell (or an init container).
 fn human(args: Vec<String>) {
+    let about = concat!(
+        "mycelium-cni ",
+        env!("CARGO_PKG_VERSION"),
+        ": CNI plugin attaching containers to the Mycelium IPv6 overlay (CNI spec 0.3.0-1.1.0)\n"
+    );
     match args.first().map(String::as_str) {
-        None => eprintln!("{ABOUT}"),
-        Some("--version") => println!("{ABOUT}"),
-        Some("--help" | "-h" | "help") => print!("{ABOUT}\n{}", cli::USAGE),
+        None => emit(std::io::stderr(), about),
+        Some("--version") => emit(std::io::stdout(), about),
+        Some("--help" | "-h" | "help") => emit(std::io::stdout(), &[about, cli::USAGE].concat()),
         Some(command) => {
             let outcome = cli::run(command, args.get(1..).unwrap_or(&[]));
-            print!("{}", outcome.stdout);
-            let _ = std::io::stdout().flush();
+            emit(std::io::stdout(), &outcome.stdout);
             std::process::exit(outcome.exit_code);
         }
     }
@@ -58,10 +62,8 @@ fn main() {
         &mut std::io::stdin().lock(),
         &plugin::MyceliumPlugin,
     );
-    let mut stdout = std::io::stdout().lock();
     if !outcome.stdout.is_empty() {
-        let _ = writeln!(stdout, "{}", outcome.stdout);
+        emit(std::io::stdout(), &(outcome.stdout + "\n"));
     }
-    let _ = stdout.flush();
     std::process::exit(outcome.exit_code);
 }
