@@ -49,21 +49,40 @@ fn human(args: Vec<String>) {
     }
 }
 
+/// CNI_COMMAND without allocating (std::env::var copies it): VERSION runs
+/// before every command and should cost no more than an empty program.
+fn cni_command() -> Option<&'static str> {
+    // SAFETY: getenv returns NULL or a NUL-terminated string in the
+    // environment, which nothing in this single-threaded program modifies.
+    let value = unsafe { libc::getenv(c"CNI_COMMAND".as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated, lives as long as the process.
+    let value = unsafe { std::ffi::CStr::from_ptr(value) };
+    value.to_str().ok().filter(|c| !c.is_empty())
+}
+
 fn main() {
-    let command = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty());
-    let Some(command) = command else {
+    let Some(command) = cni_command() else {
         human(std::env::args().skip(1).collect());
         return;
     };
     let lookup = |name: &str| std::env::var(name).ok();
-    let outcome = cni::dispatch(
-        &command,
-        &lookup,
-        &mut std::io::stdin().lock(),
-        &plugin::MyceliumPlugin,
-    );
+    // Unbuffered, straight on fds 0 and 1: std's stdin/stdout would first
+    // allocate their buffers.
+    let (stdin, stdout) = (raw_fd(0), raw_fd(1));
+    let outcome = cni::dispatch(command, &lookup, &mut &*stdin, &plugin::MyceliumPlugin);
     if !outcome.stdout.is_empty() {
-        emit(std::io::stdout(), &(outcome.stdout + "\n"));
+        emit(&*stdout, &outcome.stdout);
+        emit(&*stdout, "\n");
     }
     std::process::exit(outcome.exit_code);
+}
+
+fn raw_fd(fd: i32) -> std::mem::ManuallyDrop<std::fs::File> {
+    // SAFETY: fds 0-2 are open for the whole process (std's start-up
+    // reopens any that are closed on /dev/null); ManuallyDrop keeps the
+    // File from closing them.
+    std::mem::ManuallyDrop::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }

@@ -13,6 +13,7 @@ pub mod version;
 use config::NetConf;
 use env::{Command, Env};
 use error::{CniError, CniResult, INCOMPATIBLE_VERSION, INVALID_CONFIG, IO_FAILURE};
+use std::borrow::Cow;
 use std::io::Read;
 
 /// The commands a plugin implements; the dispatcher has parsed and
@@ -30,7 +31,9 @@ pub trait Plugin {
 /// What the process prints on stdout and how it exits.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outcome {
-    pub stdout: String,
+    /// Borrowed for VERSION, which runtimes call before every command:
+    /// answering it allocates nothing.
+    pub stdout: Cow<'static, str>,
     pub exit_code: i32,
 }
 
@@ -49,7 +52,7 @@ pub fn dispatch(
     // stdin (its only content would be a cniVersion this answer ignores).
     if command == "VERSION" {
         return Outcome {
-            stdout: version::VERSION_JSON.into(),
+            stdout: Cow::Borrowed(version::VERSION_JSON),
             exit_code: 0,
         };
     }
@@ -77,14 +80,14 @@ pub fn dispatch(
     }
     match outcome {
         Ok(stdout) => Outcome {
-            stdout,
+            stdout: Cow::Owned(stdout),
             exit_code: 0,
         },
         Err(error) => {
             let cni_version =
                 config::peek_version(&input).unwrap_or_else(|| version::LATEST.into());
             Outcome {
-                stdout: error.to_json(&cni_version),
+                stdout: Cow::Owned(error.to_json(&cni_version)),
                 exit_code: 1,
             }
         }
@@ -228,14 +231,14 @@ mod tests {
         assert_eq!(
             call("CHECK", CONF_040, &plugin),
             Outcome {
-                stdout: String::new(),
+                stdout: "".into(),
                 exit_code: 0
             }
         );
         assert_eq!(
             call("STATUS", CONF_110, &plugin),
             Outcome {
-                stdout: String::new(),
+                stdout: "".into(),
                 exit_code: 0
             }
         );
