@@ -66,15 +66,9 @@ fn add_gives_reachable_pods_then_check_and_del() {
             .contains("fe80::1/64")
     );
     let accept_ra = format!("/proc/sys/net/ipv6/conf/{host_veth}/accept_ra");
-    assert_eq!(
-        common::sh(&["ip", "netns", "exec", &node.ns.name, "cat", &accept_ra]).trim(),
-        "0"
-    );
+    assert_eq!(node.ns.run(&["cat", &accept_ra]).trim(), "0");
     let forwarding = "/proc/sys/net/ipv6/conf/all/forwarding";
-    assert_eq!(
-        common::sh(&["ip", "netns", "exec", &node.ns.name, "cat", forwarding]).trim(),
-        "1"
-    );
+    assert_eq!(node.ns.run(&["cat", forwarding]).trim(), "1");
 
     assert!(
         node.check("ctr-a", &pod_a, &result_a, "1.0.0")

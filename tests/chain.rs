@@ -34,16 +34,9 @@ fn meta_plugins_accept_our_result() {
         let address = pod_address(&result);
         assert!(pod.ping(&node.address), "{version}: pod -> node");
         assert!(node.ns.ping(&address), "{version}: node -> pod");
-        let hop_limit = common::sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &pod.name,
-            "cat",
-            "/proc/sys/net/ipv6/conf/eth0/hop_limit",
-        ]);
+        let hop_limit = pod.run(&["cat", "/proc/sys/net/ipv6/conf/eth0/hop_limit"]);
         assert_eq!(hop_limit.trim(), "60");
-        let rules = common::sh(&["ip", "netns", "exec", &node.ns.name, "ip6tables-save"]);
+        let rules = node.ns.run(&["ip6tables-save"]);
         assert!(rules.contains("18080"), "portmap made no rule: {rules}");
         let host_veth = result["interfaces"][1]["name"].as_str().unwrap();
         assert!(node.ns.ip(&["link", "show", host_veth]).contains("myc"));
@@ -55,7 +48,7 @@ fn meta_plugins_accept_our_result() {
         );
         chain.del(&result);
         assert!(node.host_veths().is_empty(), "{version}");
-        let rules = common::sh(&["ip", "netns", "exec", &node.ns.name, "ip6tables-save"]);
+        let rules = node.ns.run(&["ip6tables-save"]);
         assert!(!rules.contains("18080"), "portmap rule left: {rules}");
     }
 }

@@ -242,13 +242,7 @@ fn podman_port_mapping_through_portmap() {
         "no answer through host port 18082: {body:?}"
     );
     podman.podman(&["rm", "-f", "-t", "0", "web"]);
-    let rules = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &podman.node.ns.name,
-        "ip6tables-save",
-    ]);
+    let rules = podman.node.ns.run(&["ip6tables-save"]);
     assert!(
         !rules.contains("18082"),
         "portmap rule left after rm: {rules}"

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Netns, Node, TUN, pod_address, require_root, sh};
+use common::{Netns, Node, TUN, pod_address, require_root};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -219,11 +219,7 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
 }
 
 fn sysctls(node: &Node) -> String {
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &node.ns.name,
+    node.ns.run(&[
         "sysctl",
         "-a",
         "--pattern",
@@ -430,24 +426,10 @@ fn uplink_keeps_accepting_router_advertisements() {
         "netns",
         &router.name,
     ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &node.ns.name,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.all.forwarding=0",
-    ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &node.ns.name,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.uplink0.accept_ra=1",
-    ]);
+    node.ns
+        .run(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]);
+    node.ns
+        .run(&["sysctl", "-qw", "net.ipv6.conf.uplink0.accept_ra=1"]);
     node.ns.ip(&["link", "set", "uplink0", "up"]);
     router.ip(&["link", "set", "down0", "up"]);
 
@@ -459,15 +441,9 @@ fn uplink_keeps_accepting_router_advertisements() {
         "{}",
         outcome.stderr
     );
-    let forwarding = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &node.ns.name,
-        "sysctl",
-        "-n",
-        "net.ipv6.conf.uplink0.forwarding",
-    ]);
+    let forwarding = node
+        .ns
+        .run(&["sysctl", "-n", "net.ipv6.conf.uplink0.forwarding"]);
     assert_eq!(forwarding.trim(), "1");
 
     // The router advertises itself as default router; the node must take it.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Cluster, Netns, Node, Server, pod_address, require_root, sh, tcp_get};
+use common::{Cluster, Netns, Node, Server, pod_address, require_root, tcp_get};
 use serde_json::{Value, json};
 
 const SERVICE_CIDR: &str = "fd00:10:96::/112";
@@ -19,11 +19,7 @@ fn conf_with_service_route(node: &Node) -> Value {
 /// kube-proxy's DNAT, reduced: service IP:80 -> backend:8080.
 fn add_service(node: &Node, backend: &str) {
     let target = format!("[{backend}]:8080");
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &node.ns.name,
+    node.ns.run(&[
         "ip6tables",
         "-t",
         "nat",

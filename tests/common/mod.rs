@@ -81,6 +81,13 @@ impl Netns {
         sh(&all)
     }
 
+    /// Runs a command inside this namespace; its stdout (panics on failure).
+    pub fn run(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        sh(&all)
+    }
+
     pub fn exec(&self, args: &[&str]) -> bool {
         let mut all = vec!["ip", "netns", "exec", &self.name];
         all.extend_from_slice(args);
