@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// The program's stdout when it ran and exited 0; None otherwise.
 pub fn output(argv: &[&str]) -> Option<String> {
@@ -12,54 +12,60 @@ pub fn output(argv: &[&str]) -> Option<String> {
         .iter()
         .map(|a| CString::new(*a).ok())
         .collect::<Option<_>>()?;
-    let program = args.first()?.as_ptr();
     let mut pointers: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
     pointers.push(std::ptr::null_mut());
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: fds has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return None;
-    }
-    let [read_end, write_end] = fds;
-    // SAFETY: read_end is a fresh descriptor owned by nothing else.
-    let mut reader = unsafe { std::fs::File::from_raw_fd(read_end) };
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: the actions object is initialised before use and destroyed
-    // after; argv is NUL-terminated and outlives the call; environ is the
-    // process environment.
-    let spawned = unsafe {
-        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
-        libc::posix_spawn_file_actions_init(&mut actions);
-        libc::posix_spawn_file_actions_adddup2(&mut actions, write_end, 1);
-        libc::posix_spawn_file_actions_addopen(
-            &mut actions,
-            2,
-            c"/dev/null".as_ptr(),
-            libc::O_WRONLY,
-            0,
-        );
-        let rc = libc::posix_spawnp(
-            &mut pid,
-            program,
-            &actions,
-            std::ptr::null(),
-            pointers.as_ptr(),
-            environ(),
-        );
-        libc::posix_spawn_file_actions_destroy(&mut actions);
-        libc::close(write_end);
-        rc == 0
-    };
-    if !spawned {
-        return None;
-    }
+    let (read_end, write_end) = pipe()?;
+    let pid = spawn(&pointers, &write_end)?;
+    // Our copy of the write end must go, or the read below never sees EOF.
+    drop(write_end);
     let mut text = String::new();
-    let read = reader.read_to_string(&mut text);
+    let read = std::fs::File::from(read_end).read_to_string(&mut text);
     let mut status = 0;
     // SAFETY: waits for the child spawned above.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     let succeeded = read.is_ok() && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     succeeded.then_some(text)
+}
+
+fn pipe() -> Option<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Starts argv[0] (searched in PATH) with stdout on `stdout` and stderr on
+/// /dev/null. `argv` is NULL-terminated.
+fn spawn(argv: &[*mut libc::c_char], stdout: &OwnedFd) -> Option<libc::pid_t> {
+    let program = *argv.first()?;
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: the actions object is initialised before use and destroyed
+    // after, whatever happens in between; argv is NULL-terminated and
+    // outlives the call; environ is the process environment.
+    unsafe {
+        let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+        if libc::posix_spawn_file_actions_init(actions.as_mut_ptr()) != 0 {
+            return None;
+        }
+        let actions = actions.as_mut_ptr();
+        let devnull = c"/dev/null".as_ptr();
+        let prepared = libc::posix_spawn_file_actions_adddup2(actions, stdout.as_raw_fd(), 1) == 0
+            && libc::posix_spawn_file_actions_addopen(actions, 2, devnull, libc::O_WRONLY, 0) == 0;
+        let spawned = prepared
+            && libc::posix_spawnp(
+                &mut pid,
+                program,
+                actions,
+                std::ptr::null(),
+                argv.as_ptr(),
+                environ(),
+            ) == 0;
+        libc::posix_spawn_file_actions_destroy(actions);
+        spawned.then_some(pid)
+    }
 }
 
 fn environ() -> *const *mut libc::c_char {

@@ -124,7 +124,7 @@ impl Plugin for ShapeOnly {
                 sandbox: Some(&env.netns),
             },
             address: "5fd::ff0f:1/128".into(),
-            gateway: "fe80::1",
+            gateway: crate::plugin::naming::GATEWAY,
             routes: &conf.routes,
         };
         result::add_result(&conf.cni_version, conf.prev_result.as_ref(), &attachment)

@@ -17,6 +17,7 @@ mod errno;
 mod exec;
 #[cfg(test)]
 mod fuzz;
+mod log;
 mod netlink;
 mod netns;
 mod plugin;

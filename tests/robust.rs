@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Netns, Node, TUN, pod_address, require_root};
+use common::{Netns, Node, TUN, pod_address, require_root, sh};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -241,6 +241,10 @@ fn hostile_input_table() {
     std::fs::write(&regular, "x").unwrap();
     let symlink = dir.join("symlink");
     std::os::unix::fs::symlink("/etc/hostname", &symlink).unwrap();
+    // Opening a FIFO for reading waits for a writer: the plugin must not.
+    let fifo = dir.join("fifo");
+    sh(&["mkfifo", fifo.to_str().unwrap()]);
+    let fifo = fifo.to_str().unwrap().to_string();
     let (regular, symlink, directory) = (
         regular.to_str().unwrap().to_string(),
         symlink.to_str().unwrap().to_string(),
@@ -267,7 +271,7 @@ fn hostile_input_table() {
     ];
     // Bad environment (container ID, CNI_NETNS, ifname), with a good config.
     let own = node.ns.path();
-    let env_cases: [(&str, &str, &str, &str); 16] = [
+    let env_cases: [(&str, &str, &str, &str); 19] = [
         ("empty container id", "", &path, "eth0"),
         ("empty netns", "c", "", "eth0"),
         ("empty ifname", "c", &path, ""),
@@ -284,6 +288,9 @@ fn hostile_input_table() {
         ("netns directory", "c", &directory, "eth0"),
         ("netns symlink to file", "c", &symlink, "eth0"),
         ("host's own netns", "c", &own, "eth0"),
+        ("netns fifo", "c", &fifo, "eth0"),
+        ("netns /dev/zero", "c", "/dev/zero", "eth0"),
+        ("mount namespace", "c", "/proc/self/ns/mnt", "eth0"),
     ];
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, u64);
     let add = |container, netns, ifname| {

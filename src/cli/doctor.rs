@@ -2,9 +2,12 @@
 //! finding with its fix. Exit 0 when nothing failed (warnings allowed).
 
 use super::{
-    CONFLIST_NAME, DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, EXIT_OK, EXIT_PROBLEM, Options, Outcome,
+    BINARY_NAME, CONFLIST_NAME, DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, EXIT_OK, EXIT_PROBLEM, Options,
+    Outcome,
 };
-use crate::cni::config::{DEFAULT_INTERFACE, NetConf};
+use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
+use crate::plugin::naming::{HOST_VETH_PREFIX, node_prefix};
+use crate::plugin::node::NodeError;
 use crate::plugin::node_status;
 use crate::sysctl;
 use serde_json::Value;
@@ -89,18 +92,13 @@ fn check_conflist(report: &mut Report, path: &str) -> Option<String> {
         |plugin: &Value, kind: &str| plugin.get("type").and_then(Value::as_str) == Some(kind);
     let entry = plugins
         .iter()
-        .find(|p| is_type(p, "mycelium-cni"))
+        .find(|p| is_type(p, BINARY_NAME))
         .and_then(Value::as_object);
     let Some(entry) = entry else {
-        report.fail(&format!("conflist {path} has no mycelium-cni plugin"), fix);
+        report.fail(&format!("conflist {path} has no {BINARY_NAME} plugin"), fix);
         return None;
     };
-    // The runtime hands each plugin the list's cniVersion and name.
-    let mut conf = entry.clone();
-    for key in ["cniVersion", "name"] {
-        conf.insert(key.into(), list.get(key).cloned().unwrap_or(Value::Null));
-    }
-    match NetConf::parse(Value::Object(conf).to_string().as_bytes()) {
+    match NetConf::from_value(&conflist_entry(&list, entry)) {
         Ok(parsed) => {
             report.ok(&format!(
                 "conflist {path}: network {}, interface {}",
@@ -127,8 +125,7 @@ fn check_conflist(report: &mut Report, path: &str) -> Option<String> {
 fn check_interface(report: &mut Report, interface: &str) {
     match node_status(interface) {
         Ok(node) => {
-            let prefix = crate::plugin::naming::node_prefix(node.address);
-            let prefix = std::net::Ipv6Addr::from(u128::from(prefix) << 64);
+            let prefix = std::net::Ipv6Addr::from(u128::from(node_prefix(node.address)) << 64);
             report.ok(&format!(
                 "{interface}: up, overlay address {}, pods get {prefix}/64",
                 node.address
@@ -145,21 +142,14 @@ fn check_interface(report: &mut Report, interface: &str) {
                 ));
             }
         }
-        Err(msg) => {
-            let fix = if msg.starts_with("failed to find") {
-                "start the Mycelium daemon, or set myceliumInterface to its --tun-name"
-            } else if msg.contains("is down") {
-                "ip link set dev INTERFACE up, or restart the Mycelium daemon"
-            } else {
-                "check the Mycelium daemon's log; ip -6 route get 5ff::1 shows where overlay traffic goes"
-            };
-            report.fail(&msg, fix);
-        }
+        Err(NodeError::NotReady(not_ready)) => report.fail(&not_ready.to_string(), not_ready.fix()),
+        Err(NodeError::Kernel(error)) => report.fail(&error.msg, "run doctor as root"),
     }
 }
 
 fn check_forwarding(report: &mut Report) {
-    match sysctl::read("all", "forwarding").as_deref() {
+    let forwarding = sysctl::read("all", "forwarding");
+    match forwarding.as_deref() {
         Ok("0") => report.warn(
             "net.ipv6.conf.all.forwarding=0",
             "none needed: the first ADD turns it on",
@@ -170,10 +160,11 @@ fn check_forwarding(report: &mut Report) {
             "enable IPv6",
         ),
     }
-    let forwarding_on = sysctl::read("all", "forwarding").as_deref() == Ok("1");
+    if forwarding.as_deref() != Ok("1") {
+        return;
+    }
     for interface in sysctl::interfaces().unwrap_or_default() {
-        let ours = interface.starts_with(crate::plugin::naming::HOST_VETH_PREFIX);
-        if interface == "lo" || ours || !forwarding_on {
+        if interface == "lo" || interface.starts_with(HOST_VETH_PREFIX) {
             continue;
         }
         if sysctl::read(&interface, "accept_ra").as_deref() == Ok("1") {
@@ -192,11 +183,17 @@ fn check_forward_policy(report: &mut Report) {
         report.ok("ip6tables not available: FORWARD policy not checked");
         return;
     };
-    let allows_pods = rules.contains("-i myc+") || rules.contains("-o myc+");
+    let (inbound, outbound) = (
+        format!("-i {HOST_VETH_PREFIX}+"),
+        format!("-o {HOST_VETH_PREFIX}+"),
+    );
+    let allows_pods = rules.contains(&inbound) || rules.contains(&outbound);
     if rules.contains("-P FORWARD DROP") && !allows_pods {
         report.warn(
             "ip6tables FORWARD policy is DROP: pod traffic is dropped",
-            "ip6tables -I FORWARD -i myc+ -j ACCEPT; ip6tables -I FORWARD -o myc+ -j ACCEPT",
+            &format!(
+                "ip6tables -I FORWARD {inbound} -j ACCEPT; ip6tables -I FORWARD {outbound} -j ACCEPT"
+            ),
         );
     } else {
         report.ok("ip6tables FORWARD lets pod traffic through");
@@ -204,7 +201,7 @@ fn check_forward_policy(report: &mut Report) {
 }
 
 fn check_binary(report: &mut Report, bin_dir: &str) {
-    let path = format!("{bin_dir}/mycelium-cni");
+    let path = format!("{bin_dir}/{BINARY_NAME}");
     match std::fs::metadata(&path) {
         Ok(meta) if meta.permissions().mode() & 0o111 != 0 => {
             report.ok(&format!("{path} is installed"))

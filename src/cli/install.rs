@@ -4,15 +4,16 @@
 //! a config whose plugin binary is missing or half written.
 
 use super::{
-    CONFLIST_NAME, DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, EXIT_OK, EXIT_PROBLEM, Options, Outcome,
+    BINARY_NAME, CONFLIST_NAME, DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, EXIT_OK, EXIT_PROBLEM, Options,
+    Outcome,
 };
-use crate::cni::config::{DEFAULT_INTERFACE, NetConf};
-use crate::plugin::{log, node_status};
+use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
+use crate::cni::error::CniError;
+use crate::log;
+use crate::plugin::node_status;
 use serde_json::{Map, Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-
-const BINARY_NAME: &str = "mycelium-cni";
 const WAIT_STEP: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, String> {
@@ -42,13 +43,12 @@ fn conflist(name: &str, interface: &str, service_cidrs: &[&str]) -> Result<Strin
     if !routes.is_empty() {
         plugin.insert("routes".into(), routes.into());
     }
-    // The runtime hands the plugin the list's cniVersion and name.
-    let mut check = plugin.clone();
-    check.insert("cniVersion".into(), "1.0.0".into());
-    check.insert("name".into(), name.into());
-    NetConf::parse(Value::Object(check).to_string().as_bytes()).map_err(|e| e.msg)?;
-    let list =
-        json!({ "cniVersion": "1.0.0", "name": name, "plugins": [{ "type": "loopback" }, plugin] });
+    let mut list = json!({ "cniVersion": "1.0.0", "name": name });
+    NetConf::from_value(&conflist_entry(&list, &plugin)).map_err(|e| e.msg)?;
+    if let Value::Object(fields) = &mut list {
+        let plugins = json!([{ "type": "loopback" }, plugin]);
+        fields.insert("plugins".into(), plugins);
+    }
     Ok(list.to_string())
 }
 
@@ -83,16 +83,22 @@ fn try_install(options: &Options) -> Result<String, String> {
         );
     }
 
-    let mut status = node_status(interface);
+    let mut status = node_status(interface).map_err(CniError::from);
     while options.has("wait") && status.is_err() {
-        if let Err(msg) = &status {
-            log(&format!("waiting for the Mycelium interface: {msg}"));
+        if let Err(error) = &status {
+            log::line(&format!(
+                "waiting for the Mycelium interface: {}",
+                error.msg
+            ));
         }
         std::thread::sleep(WAIT_STEP);
-        status = node_status(interface);
+        status = node_status(interface).map_err(CniError::from);
     }
-    if let Err(msg) = status {
-        report += &format!("warning: {msg}: pods cannot be attached until Mycelium is up\n");
+    if let Err(error) = status {
+        report += &format!(
+            "warning: {}: pods cannot be attached until Mycelium is up\n",
+            error.msg
+        );
     }
     let written = write_atomically(conf_dir, CONFLIST_NAME, conflist.as_bytes(), 0o644)?;
     report += &format!("wrote {}\n", written.display());

@@ -7,9 +7,9 @@ use crate::plugin::attachments;
 pub fn list() -> Outcome {
     let rows = match attachments() {
         Ok(rows) => rows,
-        Err(msg) => {
+        Err(error) => {
             return Outcome {
-                stdout: format!("list failed: {msg}\n"),
+                stdout: format!("list failed: {}\n", error.msg),
                 exit_code: EXIT_PROBLEM,
             };
         }

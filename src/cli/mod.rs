@@ -93,6 +93,8 @@ impl Options {
     }
 }
 
+/// The binary's name, and the conflist `type` that runs it.
+pub const BINARY_NAME: &str = "mycelium-cni";
 pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
 pub const CONFLIST_NAME: &str = "10-mycelium.conflist";

@@ -1,12 +1,12 @@
 //! The network configuration read from stdin.
 
-use super::env::{check_interface_name, is_valid_container_id};
+use super::env::{NAME_RULE, check_interface_name, matches_name_rule};
 use super::error::{CniError, CniResult, DECODE_FAILURE, INVALID_CONFIG};
 use super::json::Fields;
 use super::logfile::{Level, LogFile};
 use super::version;
 use ipnetwork::Ipv6Network;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub const DEFAULT_INTERFACE: &str = "mycelium";
 /// IPv6 needs at least 1280; a veth takes at most 65535.
@@ -33,6 +33,7 @@ pub struct NetConf {
 }
 
 impl NetConf {
+    #[cfg(test)]
     pub fn parse(stdin: &[u8]) -> CniResult<NetConf> {
         NetConf::from_value(&parse_json(stdin)?)
     }
@@ -42,12 +43,8 @@ impl NetConf {
         let cni_version = fields.required_str("cniVersion")?;
         version::check_supported(cni_version)?;
         let name = fields.required_str("name")?;
-        if !is_valid_container_id(name) {
-            return Err(invalid(
-                "name",
-                name,
-                "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
-            ));
+        if !matches_name_rule(name) {
+            return Err(invalid("name", name, NAME_RULE));
         }
         let mycelium_interface = fields
             .str("myceliumInterface")?
@@ -94,6 +91,16 @@ impl NetConf {
             args: fields.get("args").cloned(),
         })
     }
+}
+
+/// The config a runtime hands one plugin of a conflist: that plugin's entry,
+/// plus the list's `cniVersion` and `name`.
+pub fn conflist_entry(list: &Value, entry: &Map<String, Value>) -> Value {
+    let mut conf = entry.clone();
+    for key in ["cniVersion", "name"] {
+        conf.insert(key.into(), list.get(key).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(conf)
 }
 
 /// Syntax errors are code 6 (decode failure).
@@ -258,6 +265,22 @@ mod tests {
         let error = parse(r#"{"cniVersion":"1.0.0","name":"n","logFile":"/x","logLevel":"loud"}"#)
             .unwrap_err();
         assert!(error.msg.contains("logLevel"), "{}", error.msg);
+    }
+
+    #[test]
+    fn conflist_entry_takes_version_and_name_from_the_list() {
+        let list =
+            json(br#"{"cniVersion":"0.4.0","name":"net9","plugins":[{"type":"x","mtu":1400}]}"#);
+        let entry = list["plugins"][0].as_object().unwrap();
+        let conf = NetConf::from_value(&conflist_entry(&list, entry)).unwrap();
+        assert_eq!(
+            (conf.cni_version.as_str(), conf.name.as_str()),
+            ("0.4.0", "net9")
+        );
+        assert_eq!(conf.mtu, Some(1400));
+        let unnamed = json(br#"{"cniVersion":"0.4.0"}"#);
+        let error = NetConf::from_value(&conflist_entry(&unnamed, entry)).unwrap_err();
+        assert!(error.msg.contains("name"), "{}", error.msg);
     }
 
     #[test]

@@ -9,7 +9,6 @@ pub enum Command {
     Check,
     Status,
     Gc,
-    Version,
 }
 
 impl Command {
@@ -20,7 +19,6 @@ impl Command {
             "CHECK" => Command::Check,
             "STATUS" => Command::Status,
             "GC" => Command::Gc,
-            "VERSION" => Command::Version,
             other => {
                 return Err(CniError::new(
                     INVALID_ENV,
@@ -46,8 +44,6 @@ pub struct Env {
     pub netns: String,
     pub ifname: String,
     pub args: String,
-    /// MYCELIUM_CNI_TEST_HASH_BITS: a tiny hash space for collision tests.
-    pub test_hash_bits: Option<u32>,
 }
 
 impl Env {
@@ -59,16 +55,11 @@ impl Env {
             netns: get("CNI_NETNS"),
             ifname: get("CNI_IFNAME"),
             args: get("CNI_ARGS"),
-            test_hash_bits: lookup("MYCELIUM_CNI_TEST_HASH_BITS").and_then(|v| v.parse().ok()),
         };
         env.check_present()?;
         if command.needs_container() {
-            if !is_valid_container_id(&env.container_id) {
-                return Err(invalid(
-                    "CNI_CONTAINERID",
-                    &env.container_id,
-                    CONTAINER_ID_RULE,
-                ));
+            if !matches_name_rule(&env.container_id) {
+                return Err(invalid("CNI_CONTAINERID", &env.container_id, NAME_RULE));
             }
             if let Err(rule) = check_interface_name(&env.ifname) {
                 return Err(invalid("CNI_IFNAME", &env.ifname, rule));
@@ -98,16 +89,16 @@ impl Env {
     }
 }
 
-const CONTAINER_ID_RULE: &str = "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
+/// The spec's rule for container IDs and network names alike.
+pub const NAME_RULE: &str = "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
 
 fn invalid(name: &str, value: &str, rule: &str) -> CniError {
     CniError::new(INVALID_ENV, format!("invalid {name} {value:?}: {rule}"))
 }
 
-/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, the spec's rule for container IDs
-/// (and network names).
-pub fn is_valid_container_id(id: &str) -> bool {
-    let mut bytes = id.bytes();
+/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`: NAME_RULE.
+pub fn matches_name_rule(name: &str) -> bool {
+    let mut bytes = name.bytes();
     match bytes.next() {
         Some(first) if first.is_ascii_alphanumeric() => {}
         _ => return false,
@@ -187,7 +178,7 @@ mod tests {
 
     #[test]
     fn status_gc_version_need_nothing() {
-        for command in [Command::Status, Command::Gc, Command::Version] {
+        for command in [Command::Status, Command::Gc] {
             assert!(Env::parse(command, &env_of(&[])).is_ok());
         }
     }

@@ -13,6 +13,8 @@ pub const INTERFACE_EXISTS: u32 = 100;
 pub const NO_FREE_ADDRESS: u32 = 101;
 pub const CHECK_FAILED: u32 = 102;
 
+use std::fmt::Display;
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct CniError {
     pub code: u32,
@@ -28,22 +30,33 @@ impl CniError {
             details: String::new(),
         }
     }
-
-    /// An error from errno `errno`, while doing `what`: "what: File exists".
-    pub fn errno(code: u32, what: &str, errno: i32) -> Self {
-        Self::new(code, join(what, &crate::errno::describe(errno)))
-    }
-}
-
-fn join(what: &str, cause: &str) -> String {
-    let mut msg = String::with_capacity(what.len() + cause.len() + 2);
-    msg.push_str(what);
-    msg.push_str(": ");
-    msg.push_str(cause);
-    msg
 }
 
 pub type CniResult<T> = Result<T, CniError>;
+
+/// The one way to give a failure its context: `.wrap("add route 400::/7 in
+/// pod")` turns any displayable cause (an errno, a netlink error) into
+/// "add route 400::/7 in pod: File exists" with code 5; `wrap_as` picks
+/// another code. `what` may be `format_args!`, formatted only on failure.
+pub trait Wrap<T> {
+    fn wrap(self, what: impl Display) -> CniResult<T>;
+    fn wrap_as(self, code: u32, what: impl Display) -> CniResult<T>;
+}
+
+impl<T, E: Display> Wrap<T> for Result<T, E> {
+    fn wrap(self, what: impl Display) -> CniResult<T> {
+        self.wrap_as(IO_FAILURE, what)
+    }
+
+    fn wrap_as(self, code: u32, what: impl Display) -> CniResult<T> {
+        self.map_err(|cause| caused(code, &what, &cause))
+    }
+}
+
+/// Not generic, so that every `wrap` shares one copy of the formatting.
+fn caused(code: u32, what: &dyn Display, cause: &dyn Display) -> CniError {
+    CniError::new(code, format!("{what}: {cause}"))
+}
 
 impl CniError {
     /// The error document printed on stdout.
@@ -62,9 +75,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errno_message_names_the_step() {
-        let error = CniError::errno(IO_FAILURE, "add route 400::/7 in pod", libc::EEXIST);
+    fn wrapped_errno_names_the_step() {
+        let failed: Result<(), _> = Err(crate::errno::Errno(libc::EEXIST));
+        let error = failed.wrap("add route 400::/7 in pod").unwrap_err();
         assert_eq!(error.msg, "add route 400::/7 in pod: File exists");
+        assert_eq!(error.code, IO_FAILURE);
+        let failed: Result<(), _> = Err(crate::errno::Errno(libc::ENOENT));
+        let error = failed
+            .wrap_as(INVALID_ENV, format_args!("open CNI_NETNS {}", "/x"))
+            .unwrap_err();
+        assert_eq!(
+            (error.code, error.msg.as_str()),
+            (INVALID_ENV, "open CNI_NETNS /x: No such file or directory")
+        );
     }
 
     #[test]

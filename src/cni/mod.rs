@@ -57,19 +57,25 @@ pub fn dispatch(
         };
     }
     let started = std::time::Instant::now();
-    let mut log = None;
     let mut input = Vec::new();
     let read = stdin.take(MAX_STDIN + 1).read_to_end(&mut input);
-    let outcome = match read {
+    let invocation = match read {
         Ok(n) if n as u64 > MAX_STDIN => Err(CniError::new(
             INVALID_CONFIG,
             "invalid config: stdin is larger than 4 MiB",
         )),
-        Ok(_) => run(command, lookup, &input, plugin, &mut log),
+        Ok(_) => Invocation::parse(command, lookup, &input),
         Err(error) => Err(CniError::new(
             IO_FAILURE,
             format!("read config from stdin: {error}"),
         )),
+    };
+    let (outcome, log) = match invocation {
+        Ok(mut invocation) => {
+            let log = invocation.take_log();
+            (invocation.execute(plugin), log)
+        }
+        Err(error) => (Err(error), None),
     };
     if let Some((file, what)) = log {
         let (failed, text) = match &outcome {
@@ -94,39 +100,62 @@ pub fn dispatch(
     }
 }
 
-fn run(
-    command: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    input: &[u8],
-    plugin: &dyn Plugin,
-    log: &mut Option<(logfile::LogFile, String)>,
-) -> CniResult<String> {
-    let command = Command::parse(command)?;
-    let env = Env::parse(command, lookup)?;
-    let value = config::parse_json(input)?;
-    let mut conf = NetConf::from_value(&value)?;
-    if let Some(file) = conf.log.take() {
+/// One command with its environment and config, parsed and checked.
+struct Invocation {
+    command: Command,
+    env: Env,
+    conf: NetConf,
+    /// The whole config, for the keys only GC reads.
+    value: serde_json::Value,
+}
+
+impl Invocation {
+    fn parse(
+        command: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        input: &[u8],
+    ) -> CniResult<Invocation> {
+        let command = Command::parse(command)?;
+        let env = Env::parse(command, lookup)?;
+        let value = config::parse_json(input)?;
+        let conf = NetConf::from_value(&value)?;
+        Ok(Invocation {
+            command,
+            env,
+            conf,
+            value,
+        })
+    }
+
+    /// The log file, if configured, and what its line names: the
+    /// attachment, or the network for STATUS and GC.
+    fn take_log(&mut self) -> Option<(logfile::LogFile, String)> {
+        let file = self.conf.log.take()?;
+        let (name, env) = (&self.conf.name, &self.env);
         let what = if env.container_id.is_empty() {
-            conf.name.clone()
+            name.clone()
         } else {
-            [conf.name.as_str(), &env.container_id, &env.ifname].join("/")
+            [name.as_str(), &env.container_id, &env.ifname].join("/")
         };
-        *log = Some((file, what));
+        Some((file, what))
     }
-    require_version(command, &conf.cni_version)?;
-    if matches!(command, Command::Add | Command::Check) {
-        args::check(&env.args, conf.args.as_ref())?;
-    }
-    match command {
-        Command::Add => plugin.add(&env, &conf),
-        Command::Del => plugin.del(&env, &conf).map(|()| String::new()),
-        Command::Check => plugin.check(&env, &conf).map(|()| String::new()),
-        Command::Status => plugin.status(&conf).map(|()| String::new()),
-        Command::Gc => {
-            let valid = config::valid_attachments(&value)?;
-            plugin.gc(&conf, &valid).map(|()| String::new())
+
+    fn execute(&self, plugin: &dyn Plugin) -> CniResult<String> {
+        let (command, env, conf) = (self.command, &self.env, &self.conf);
+        require_version(command, &conf.cni_version)?;
+        if matches!(command, Command::Add | Command::Check) {
+            args::check(&env.args, conf.args.as_ref())?;
         }
-        Command::Version => Ok(version::VERSION_JSON.into()),
+        match command {
+            Command::Add => plugin.add(env, conf),
+            Command::Del => plugin.del(env, conf).map(|()| String::new()),
+            Command::Check => plugin.check(env, conf).map(|()| String::new()),
+            Command::Status => plugin.status(conf).map(|()| String::new()),
+            Command::Gc => {
+                let valid = config::valid_attachments(&self.value)?;
+                plugin.gc(conf, &valid).map(|()| String::new())
+            }
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub struct Attachment<'a> {
     pub pod: Interface<'a>,
     /// "address/prefix" of the pod.
     pub address: String,
-    pub gateway: &'a str,
+    pub gateway: std::net::Ipv6Addr,
     /// Destinations routed via `gateway`.
     pub routes: &'a [Ipv6Network],
 }
@@ -87,9 +87,10 @@ pub fn add_result(
     interfaces.push(interface_json(&attachment.host, cni_version));
     interfaces.push(interface_json(&attachment.pod, cni_version));
     let pod_index = interfaces.len() - 1;
+    let gateway = attachment.gateway.to_string();
     let mut ip = json!({
         "address": attachment.address,
-        "gateway": attachment.gateway,
+        "gateway": gateway,
         "interface": pod_index,
     });
     if let (false, Value::Object(ip)) = (version::at_least(cni_version, "1.0.0"), &mut ip) {
@@ -98,7 +99,7 @@ pub fn add_result(
     list(&mut result, "ips")?.push(ip);
     let routes = list(&mut result, "routes")?;
     for dst in attachment.routes {
-        routes.push(json!({ "dst": dst.to_string(), "gw": attachment.gateway }));
+        routes.push(json!({ "dst": dst.to_string(), "gw": gateway }));
     }
     if !result.contains_key("dns") {
         result.insert("dns".into(), json!({}));
@@ -169,7 +170,7 @@ mod tests {
                 sandbox: Some("/var/run/netns/p"),
             },
             address: "5fd:a395:1a8d:501d:ff0f::1/128".into(),
-            gateway: "fe80::1",
+            gateway: std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
             routes,
         }
     }

@@ -13,7 +13,9 @@ pub const RTM_GETADDR: u16 = 22;
 const IFADDR_LEN: usize = 8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_FLAGS: u16 = 8;
-pub const IFA_F_TENTATIVE: u32 = 0x40;
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_TENTATIVE: u32 = 0x40;
+const RT_SCOPE_UNIVERSE: u8 = 0;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Address {
@@ -25,6 +27,12 @@ pub struct Address {
 }
 
 impl Address {
+    /// Global scope, and neither still in nor failed by duplicate address
+    /// detection: an address the node can send from.
+    pub fn is_usable_global(&self) -> bool {
+        self.scope == RT_SCOPE_UNIVERSE && self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
+    }
+
     /// Reads an IPv6 RTM_NEWADDR body; `None` for other families or malformed ones.
     pub fn parse(body: &[u8]) -> Option<Address> {
         if *body.first()? != libc::AF_INET6 as u8 {

@@ -69,7 +69,7 @@ fn link_get_by_name() {
 #[test]
 fn link_get_by_index() {
     let expected = message(18, REQUEST | ACK, 8, &ifinfomsg(42, 0, 0));
-    assert_eq!(build(18, ACK, 8, &link::get_by_index_request(42)), expected);
+    assert_eq!(build(18, ACK, 8, &link::index_request(42)), expected);
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn link_set_alias_set_up_delete_and_dump() {
     );
     let delete = ifinfomsg(12, 0, 0);
     assert_eq!(
-        build(17, ACK, 5, &link::delete_request(12)),
+        build(17, ACK, 5, &link::index_request(12)),
         message(17, REQUEST | ACK, 5, &delete)
     );
     let dump = ifinfomsg(0, 0, 0);

@@ -40,6 +40,10 @@ impl Link {
         self.flags & IFF_UP != 0
     }
 
+    pub fn is_veth(&self) -> bool {
+        self.kind == "veth"
+    }
+
     pub fn parse(body: &[u8]) -> Option<Link> {
         let mut link = Link {
             index: reply::u32_at(body, 4)?,
@@ -69,7 +73,8 @@ fn up_flags() -> LinkFlags {
     LinkFlags::Up
 }
 
-pub fn get_by_index_request(index: u32) -> LinkMessage {
+/// Names a link by index alone: the body of a GET and of a DELETE.
+pub fn index_request(index: u32) -> LinkMessage {
     let mut message = LinkMessage::default();
     message.header.index = index;
     message
@@ -123,25 +128,19 @@ pub fn set_up_request(index: u32) -> LinkMessage {
     message
 }
 
-pub fn delete_request(index: u32) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    message
-}
-
 impl Netlink {
     /// The link with this name, or `None` when there is none.
     pub fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
-        match self.get(RTM_GETLINK, &get_by_name_request(name)) {
-            Ok(body) => Link::parse(&body).map(Some).ok_or_else(NlError::protocol),
-            Err(error) if error.errno == libc::ENODEV => Ok(None),
-            Err(error) => Err(error),
-        }
+        self.link(&get_by_name_request(name))
     }
 
     /// The link with this index, or `None` when there is none.
     pub fn link_by_index(&mut self, index: u32) -> NlResult<Option<Link>> {
-        match self.get(RTM_GETLINK, &get_by_index_request(index)) {
+        self.link(&index_request(index))
+    }
+
+    fn link(&mut self, request: &LinkMessage) -> NlResult<Option<Link>> {
+        match self.get(RTM_GETLINK, request) {
             Ok(body) => Link::parse(&body).map(Some).ok_or_else(NlError::protocol),
             Err(error) if error.errno == libc::ENODEV => Ok(None),
             Err(error) => Err(error),
@@ -168,7 +167,7 @@ impl Netlink {
     }
 
     pub fn delete_link(&mut self, index: u32) -> NlResult<()> {
-        self.change(RTM_DELLINK, 0, &delete_request(index))
+        self.change(RTM_DELLINK, 0, &index_request(index))
     }
 
     pub fn links(&mut self) -> NlResult<Vec<Link>> {

@@ -34,11 +34,7 @@ impl NlError {
     }
 
     fn last_os() -> Self {
-        Self::from_errno(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        )
+        Self::from_errno(crate::errno::Errno::last().0)
     }
 
     fn protocol() -> Self {
@@ -51,7 +47,7 @@ impl NlError {
 
 impl std::fmt::Display for NlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::errno::describe(self.errno))?;
+        std::fmt::Display::fmt(&crate::errno::Errno(self.errno), f)?;
         if !self.kernel_msg.is_empty() {
             write!(f, " ({})", self.kernel_msg)?;
         }

@@ -3,24 +3,23 @@
 //! Anything created is undone by deleting the host veth (the pod end and
 //! the /128 route go with it).
 
-use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN};
+use super::host_veth::is_ours;
+use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node::{self, Node};
-use super::{
-    Pod, attachment_id, host, is_ours, kernel_error, log, open_host, open_pod, pod_interface_name,
-    pod_routes,
-};
+use super::pod::Pod;
+use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{
-    CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS,
+    CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS, Wrap,
 };
 use crate::cni::result::{self, Attachment, Interface};
+use crate::log;
 use crate::netlink::Netlink;
 use crate::netlink::link::Link;
 use ipnetwork::Ipv6Network;
 use std::net::Ipv6Addr;
 
-pub const NAME_ATTEMPTS: u32 = 16;
 const ADDRESS_ATTEMPTS: u32 = 64;
 const LOOPBACK_INDEX: u32 = 1;
 const HOST_LINK_LOCAL_PREFIX_LEN: u8 = 64;
@@ -53,11 +52,11 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         routes: pod_routes(conf),
     };
     let (pod_ifname, mtu) = (plan.pod_ifname, plan.mtu);
-    let mut pod = open_pod(&env.netns)?;
+    let mut pod = Pod::open(&env.netns)?;
     let existing = pod
         .nl
         .link_by_name(pod_ifname)
-        .map_err(|e| kernel_error("look up interface in pod", e))?;
+        .wrap("look up interface in pod")?;
     if existing.is_some() {
         let msg = format!("interface {} already exists in {}", pod_ifname, env.netns);
         return Err(CniError::new(INTERFACE_EXISTS, msg));
@@ -79,14 +78,14 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
                     sandbox: Some(&env.netns),
                 },
                 address: format!("{address}/{POD_PREFIX_LEN}"),
-                gateway: "fe80::1",
+                gateway: GATEWAY,
                 routes: &plan.routes,
             };
             result::add_result(&conf.cni_version, conf.prev_result.as_ref(), &attachment)
         }
         Err(error) => {
             if let Err(undo) = host.delete_link(host_veth.index) {
-                log(&format!("undo ADD: delete {}: {undo}", host_veth.name));
+                log::line(&format!("undo ADD: delete {}: {undo}", host_veth.name));
             }
             Err(error)
         }
@@ -106,21 +105,14 @@ fn create_veth(host: &mut Netlink, pod: &Pod, plan: &Plan) -> CniResult<Link> {
         match host.create_veth(&name, pod_ifname, plan.mtu, pod.netns.fd()) {
             Ok(()) => return label_new_veth(host, &name, &alias),
             Err(e) if e.errno == libc::EEXIST => {}
-            Err(e) => {
-                return Err(kernel_error(
-                    &format!("create veth {name} with peer {}", pod_ifname),
-                    e,
-                ));
-            }
+            other => other.wrap(format_args!("create veth {name} with peer {pod_ifname}"))?,
         }
-        let taken = host
-            .link_by_name(&name)
-            .map_err(|e| kernel_error("look up host veth", e))?;
+        let taken = host.link_by_name(&name).wrap("look up host veth")?;
         match taken {
             Some(link) if link.alias == alias && is_ours(&link) && !replaced_leftover => {
-                log(&format!("replacing leftover host veth {name} of {alias}"));
+                log::line(&format!("replacing leftover host veth {name} of {alias}"));
                 host.delete_link(link.index)
-                    .map_err(|e| kernel_error("delete leftover host veth", e))?;
+                    .wrap("delete leftover host veth")?;
                 replaced_leftover = true;
             }
             _ => attempt += 1,
@@ -137,17 +129,18 @@ fn create_veth(host: &mut Netlink, pod: &Pod, plan: &Plan) -> CniResult<Link> {
 fn label_new_veth(host: &mut Netlink, name: &str, alias: &str) -> CniResult<Link> {
     let mut link = host
         .link_by_name(name)
-        .map_err(|e| kernel_error("look up new host veth", e))?
+        .wrap("look up new host veth")?
         .ok_or_else(|| {
             CniError::new(
                 IO_FAILURE,
                 format!("host veth {name} vanished after creation"),
             )
         })?;
-    if let Err(e) = host.set_alias(link.index, alias) {
+    let labelled = host.set_alias(link.index, alias);
+    if labelled.is_err() {
         let _ = host.delete_link(link.index);
-        return Err(kernel_error(&format!("set alias of host veth {name}"), e));
     }
+    labelled.wrap(format_args!("set alias of host veth {name}"))?;
     link.alias = alias.into();
     Ok(link)
 }
@@ -161,13 +154,13 @@ fn configure(
 ) -> CniResult<(Ipv6Addr, Link)> {
     let pod_ifname = plan.pod_ifname;
     host.add_address(host_veth.index, GATEWAY, HOST_LINK_LOCAL_PREFIX_LEN)
-        .map_err(|e| kernel_error("add fe80::1 to host veth", e))?;
+        .wrap("add fe80::1 to host veth")?;
     host::refuse_router_advertisements(&host_veth.name)?;
     let address = claim_address(host, node, &plan.id, host_veth.index)?;
     let pod_link = pod
         .nl
         .link_by_name(pod_ifname)
-        .map_err(|e| kernel_error("look up new interface in pod", e))?
+        .wrap("look up new interface in pod")?
         .ok_or_else(|| {
             CniError::new(
                 IO_FAILURE,
@@ -176,13 +169,11 @@ fn configure(
         })?;
     pod.nl
         .set_up(pod_link.index)
-        .map_err(|e| kernel_error(&format!("set {} up in pod", pod_ifname), e))?;
+        .wrap(format_args!("set {pod_ifname} up in pod"))?;
     pod.nl
         .add_address(pod_link.index, address, POD_PREFIX_LEN)
-        .map_err(|e| kernel_error(&format!("add address {address}/128 in pod"), e))?;
-    pod.nl
-        .set_up(LOOPBACK_INDEX)
-        .map_err(|e| kernel_error("set lo up in pod", e))?;
+        .wrap(format_args!("add address {address}/128 in pod"))?;
+    pod.nl.set_up(LOOPBACK_INDEX).wrap("set lo up in pod")?;
     for route in &plan.routes {
         pod.nl
             .add_route(
@@ -191,7 +182,7 @@ fn configure(
                 Some(GATEWAY),
                 pod_link.index,
             )
-            .map_err(|e| kernel_error(&format!("add route {route} via fe80::1 in pod"), e))?;
+            .wrap(format_args!("add route {route} via fe80::1 in pod"))?;
     }
     host::ensure_forwarding()?;
     Ok((address, pod_link))
@@ -214,12 +205,7 @@ fn claim_address(
         match host.add_route(candidate, POD_PREFIX_LEN, None, host_index) {
             Ok(()) => return Ok(candidate),
             Err(e) if e.errno == libc::EEXIST => continue,
-            Err(e) => {
-                return Err(kernel_error(
-                    &format!("add route {candidate}/128 on host"),
-                    e,
-                ));
-            }
+            other => other.wrap(format_args!("add route {candidate}/128 on host"))?,
         }
     }
     let msg = format!("no free pod address in the node /64 after {ADDRESS_ATTEMPTS} attempts");

@@ -2,13 +2,13 @@
 //! sides, and the Mycelium interface still owns the pod's /64.
 
 use super::naming::GATEWAY;
+use super::pod::Pod;
 use super::{
-    attachment_id, find_host_veth, kernel_error, node, open_host, open_pod, pod_interface_name,
-    pod_routes as pod_routes_of,
+    attachment_id, host_veth, node, open_host, pod_interface_name, pod_routes as pod_routes_of,
 };
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
-use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG};
+use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG, Wrap};
 use crate::cni::result::PrevResult;
 use crate::netlink::route::Route;
 use ipnetwork::Ipv6Network;
@@ -43,14 +43,12 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         return Err(failed(msg));
     }
     let id = attachment_id(env, conf);
-    let host_veth = find_host_veth(&mut host, &id)?
+    let host_veth = host_veth::find(&mut host, &id)?
         .ok_or_else(|| failed(format!("no host veth for {}", id.alias())))?;
     if !host_veth.is_up() {
         return Err(failed(format!("host veth {} is down", host_veth.name)));
     }
-    let host_routes = host
-        .routes(host_veth.index)
-        .map_err(|e| kernel_error("list host routes", e))?;
+    let host_routes = host.routes(host_veth.index).wrap("list host routes")?;
     for address in &addresses {
         if !host_routes.iter().any(|r| is_route(r, *address, 128, None)) {
             return Err(failed(format!(
@@ -60,19 +58,16 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         }
     }
 
-    let mut pod = open_pod(&env.netns)?;
+    let mut pod = Pod::open(&env.netns)?;
     let link = pod
         .nl
         .link_by_name(pod_ifname)
-        .map_err(|e| kernel_error("look up interface in pod", e))?
+        .wrap("look up interface in pod")?
         .ok_or_else(|| failed(format!("no interface {} in {}", pod_ifname, env.netns)))?;
     if !link.is_up() {
         return Err(failed(format!("interface {} in pod is down", pod_ifname)));
     }
-    let present = pod
-        .nl
-        .addresses(link.index)
-        .map_err(|e| kernel_error("list pod addresses", e))?;
+    let present = pod.nl.addresses(link.index).wrap("list pod addresses")?;
     for address in &addresses {
         if !present.iter().any(|p| p.address == *address) {
             return Err(failed(format!(
@@ -81,10 +76,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             )));
         }
     }
-    let pod_routes = pod
-        .nl
-        .routes(link.index)
-        .map_err(|e| kernel_error("list pod routes", e))?;
+    let pod_routes = pod.nl.routes(link.index).wrap("list pod routes")?;
     for wanted in pod_routes_of(conf) {
         let present = |r: &Route| is_route(r, wanted.network(), wanted.prefix(), Some(GATEWAY));
         if !pod_routes.iter().any(present) {

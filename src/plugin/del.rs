@@ -2,20 +2,20 @@
 //! go with it. Needs neither CNI_NETNS nor the namespace, and succeeds when
 //! nothing is left.
 
+use super::host_veth::{self, is_ours};
 use super::naming::AttachmentId;
-use super::{
-    attachment_id, find_host_veth, is_ours, kernel_error, open_host, open_pod, pod_interface_name,
-};
+use super::pod::Pod;
+use super::{attachment_id, open_host, pod_interface_name};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
-use crate::cni::error::CniResult;
+use crate::cni::error::{CniResult, Wrap};
 use crate::netlink::Netlink;
 use crate::netlink::link::Link;
 
 pub fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
     let mut host = open_host()?;
     let id = attachment_id(env, conf);
-    let found = match find_host_veth(&mut host, &id)? {
+    let found = match host_veth::find(&mut host, &id)? {
         Some(link) => Some(link),
         None => unlabelled_pair(&mut host, env, conf, &id)?,
     };
@@ -24,10 +24,8 @@ pub fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
     };
     match host.delete_link(link.index) {
         // A concurrent GC or the pod's namespace going away got there first.
-        Err(e) if e.errno != libc::ENODEV => {
-            Err(kernel_error(&format!("delete host veth {}", link.name), e))
-        }
-        _ => Ok(()),
+        Err(e) if e.errno == libc::ENODEV => Ok(()),
+        other => other.wrap(format_args!("delete host veth {}", link.name)),
     }
 }
 
@@ -44,28 +42,24 @@ fn unlabelled_pair(
         return Ok(None);
     }
     // A namespace that is gone or unusable holds nothing left to delete.
-    let Ok(mut pod) = open_pod(&env.netns) else {
+    let Ok(mut pod) = Pod::open(&env.netns) else {
         return Ok(None);
     };
     let pod_link = pod
         .nl
         .link_by_name(pod_interface_name(env, conf))
-        .map_err(|e| kernel_error("look up interface in pod", e))?;
-    let Some(pod_link) = pod_link.filter(|l| l.kind == "veth" && l.peer_index != 0) else {
+        .wrap("look up interface in pod")?;
+    let Some(pod_link) = pod_link.filter(|l| l.is_veth() && l.peer_index != 0) else {
         return Ok(None);
     };
     let peer = host
         .link_by_index(pod_link.peer_index)
-        .map_err(|e| kernel_error("look up host veth by index", e))?;
+        .wrap("look up host veth by index")?;
     let is_unlabelled_peer = |l: &Link| {
         is_ours(l)
             && l.alias.is_empty()
             && l.peer_index == pod_link.index
-            && is_derived_name(id, &l.name)
+            && id.may_own_host_veth(&l.name)
     };
     Ok(peer.filter(is_unlabelled_peer))
-}
-
-fn is_derived_name(id: &AttachmentId, name: &str) -> bool {
-    (0..super::add::NAME_ATTEMPTS).any(|attempt| id.host_veth_name(attempt) == name)
 }

@@ -1,10 +1,12 @@
 //! GC: remove every attachment of this network that the runtime no longer
 //! lists in `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
 
+use super::host_veth::is_ours;
 use super::naming::parse_alias;
-use super::{is_ours, kernel_error, log, open_host};
+use super::open_host;
 use crate::cni::config::{NetConf, ValidAttachment};
-use crate::cni::error::CniResult;
+use crate::cni::error::{CniResult, Wrap};
+use crate::log;
 
 pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     let is_valid = |container_id: &str, ifname: &str| {
@@ -13,7 +15,7 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             .any(|a| a.container_id == container_id && a.ifname == ifname)
     };
     let mut host = open_host()?;
-    let links = host.links().map_err(|e| kernel_error("list links", e))?;
+    let links = host.links().wrap("list links")?;
     for link in links.iter().filter(|link| is_ours(link)) {
         let Some((network, container_id, ifname)) = parse_alias(&link.alias) else {
             continue;
@@ -22,14 +24,9 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             continue;
         }
         match host.delete_link(link.index) {
-            Ok(()) => log(&format!("GC: deleted {} of {}", link.name, link.alias)),
+            Ok(()) => log::line(&format!("GC: deleted {} of {}", link.name, link.alias)),
             Err(e) if e.errno == libc::ENODEV => {}
-            Err(e) => {
-                return Err(kernel_error(
-                    &format!("GC: delete host veth {}", link.name),
-                    e,
-                ));
-            }
+            other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
     Ok(())

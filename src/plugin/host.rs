@@ -1,21 +1,13 @@
 //! Host sysctls: IPv6 forwarding on, without losing router advertisements.
 
-use super::log;
-use crate::cni::error::{CniError, CniResult, IO_FAILURE};
+use crate::cni::error::{CniResult, Wrap};
+use crate::log;
 use crate::sysctl;
-
-fn sysctl_error(what: &str, interface: &str, key: &str, errno: i32) -> CniError {
-    CniError::errno(
-        IO_FAILURE,
-        &format!("{what} net.ipv6.conf.{interface}.{key}"),
-        errno,
-    )
-}
 
 /// Our host veth must not learn routes from whatever the pod sends.
 pub fn refuse_router_advertisements(interface: &str) -> CniResult<()> {
     sysctl::write(interface, "accept_ra", "0")
-        .map_err(|e| sysctl_error("write", interface, "accept_ra", e))
+        .wrap(format_args!("write net.ipv6.conf.{interface}.accept_ra"))
 }
 
 /// Turns on `net.ipv6.conf.all.forwarding` if it is off (read first, write
@@ -24,25 +16,22 @@ pub fn refuse_router_advertisements(interface: &str) -> CniResult<()> {
 /// default route by SLAAC would lose it: those interfaces get accept_ra=2
 /// first, which keeps accepting them while forwarding.
 pub fn ensure_forwarding() -> CniResult<()> {
-    let current = sysctl::read("all", "forwarding")
-        .map_err(|e| sysctl_error("read", "all", "forwarding", e))?;
+    let current = sysctl::read("all", "forwarding").wrap("read net.ipv6.conf.all.forwarding")?;
     if current != "0" {
         return Ok(());
     }
-    let interfaces =
-        sysctl::interfaces().map_err(|e| CniError::errno(IO_FAILURE, "list net.ipv6.conf", e))?;
+    let interfaces = sysctl::interfaces().wrap("list net.ipv6.conf")?;
     for interface in interfaces {
         if interface == "lo" || sysctl::read(&interface, "accept_ra").as_deref() != Ok("1") {
             continue;
         }
         sysctl::write(&interface, "accept_ra", "2")
-            .map_err(|e| sysctl_error("write", &interface, "accept_ra", e))?;
-        log(&format!(
+            .wrap(format_args!("write net.ipv6.conf.{interface}.accept_ra"))?;
+        log::line(&format!(
             "set net.ipv6.conf.{interface}.accept_ra=2 so that it keeps accepting router advertisements with forwarding on"
         ));
     }
-    sysctl::write("all", "forwarding", "1")
-        .map_err(|e| sysctl_error("write", "all", "forwarding", e))?;
-    log("set net.ipv6.conf.all.forwarding=1");
+    sysctl::write("all", "forwarding", "1").wrap("write net.ipv6.conf.all.forwarding")?;
+    log::line("set net.ipv6.conf.all.forwarding=1");
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! What `mycelium-cni list` and `doctor` read: the attachments on this node
 //! and the node's own state, from the kernel alone.
 
+use super::host_veth::is_ours;
 use super::naming::parse_alias;
-use super::node::{self, Node};
-use super::{is_ours, open_host};
+use super::node::{self, Node, NodeError};
+use super::open_host;
+use crate::cni::error::{CniResult, Wrap};
 
 pub struct AttachmentRow {
     pub network: String,
@@ -14,16 +16,14 @@ pub struct AttachmentRow {
     pub host_veth: String,
 }
 
-pub fn attachments() -> Result<Vec<AttachmentRow>, String> {
-    let mut nl = open_host().map_err(|e| e.msg)?;
-    let links = nl.links().map_err(|e| format!("list links: {e}"))?;
+pub fn attachments() -> CniResult<Vec<AttachmentRow>> {
+    let mut nl = open_host()?;
+    let links = nl.links().wrap("list links")?;
     let mut rows = Vec::new();
     for link in links.iter().filter(|link| is_ours(link)) {
         let (network, container_id, ifname) =
             parse_alias(&link.alias).unwrap_or(("(unlabelled)", "-", "-"));
-        let routes = nl
-            .routes(link.index)
-            .map_err(|e| format!("list routes: {e}"))?;
+        let routes = nl.routes(link.index).wrap("list routes")?;
         let address = routes
             .iter()
             .filter(|route| route.prefix_len == 128)
@@ -41,7 +41,7 @@ pub fn attachments() -> Result<Vec<AttachmentRow>, String> {
 }
 
 /// The Mycelium interface's state as ADD would find it, or why ADD would fail.
-pub fn node_status(interface: &str) -> Result<Node, String> {
-    let mut nl = open_host().map_err(|e| e.msg)?;
-    node::inspect(&mut nl, interface).map_err(|e| e.msg)
+pub fn node_status(interface: &str) -> Result<Node, NodeError> {
+    let mut nl = open_host()?;
+    node::inspect(&mut nl, interface)
 }

@@ -24,8 +24,26 @@ pub struct AttachmentId<'a> {
 }
 
 pub const HASH_BITS: u32 = 48;
+/// Test knob, never set in production: keep only this many bits (1 to 48)
+/// of hash in names and addresses, so that tests can force collisions.
+const TEST_HASH_BITS_VAR: &str = "MYCELIUM_CNI_TEST_HASH_BITS";
+/// Derived host veth names tried before ADD gives up.
+pub const NAME_ATTEMPTS: u32 = 16;
 
-impl AttachmentId<'_> {
+impl<'a> AttachmentId<'a> {
+    pub fn new(network: &'a str, container_id: &'a str, ifname: &'a str) -> Self {
+        let hash_bits = std::env::var(TEST_HASH_BITS_VAR)
+            .ok()
+            .and_then(|bits| bits.parse().ok())
+            .unwrap_or(HASH_BITS);
+        AttachmentId {
+            network,
+            container_id,
+            ifname,
+            hash_bits,
+        }
+    }
+
     /// 64 bits from FNV-1a over the parts, with a purpose tag and attempt
     /// counter, then a SplitMix64 finish so close inputs land far apart.
     fn hash(&self, purpose: u8, attempt: u32) -> u64 {
@@ -62,6 +80,11 @@ impl AttachmentId<'_> {
             name.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
         }
         name
+    }
+
+    /// Whether `name` is one of the host veth names this attachment may have.
+    pub fn may_own_host_veth(&self, name: &str) -> bool {
+        (0..NAME_ATTEMPTS).any(|attempt| self.host_veth_name(attempt) == name)
     }
 
     /// `network/containerID/ifname`: none of the three may contain '/'.

@@ -1,15 +1,11 @@
 //! The node's Mycelium interface: the checks ADD and STATUS make before
 //! anything is created.
 
-use super::kernel_error;
 use super::naming;
-use crate::cni::error::{CniError, CniResult, TRY_AGAIN_LATER};
+use crate::cni::error::{CniError, TRY_AGAIN_LATER, Wrap};
 use crate::netlink::Netlink;
-use crate::netlink::address::IFA_F_TENTATIVE;
+use std::fmt;
 use std::net::Ipv6Addr;
-
-const IFA_F_DADFAILED: u32 = 0x08;
-const RT_SCOPE_UNIVERSE: u8 = 0;
 
 pub struct Node {
     pub mtu: u32,
@@ -27,8 +23,71 @@ impl Node {
     }
 }
 
-fn not_ready(msg: String) -> CniError {
-    CniError::new(TRY_AGAIN_LATER, msg)
+/// Why the Mycelium interface cannot take pods yet, in the order checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unready {
+    Missing,
+    Down,
+    NoOverlayAddress,
+    NotRouting,
+}
+
+/// The Mycelium interface, by its configured name, and what is wrong with it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotReady {
+    pub interface: String,
+    pub reason: Unready,
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = &self.interface;
+        match self.reason {
+            Unready::Missing => write!(f, "failed to find interface {name}"),
+            Unready::Down => write!(f, "interface {name} is down"),
+            Unready::NoOverlayAddress => write!(f, "no global IPv6 address in 400::/7 on {name}"),
+            Unready::NotRouting => write!(f, "400::/7 does not route via {name}"),
+        }
+    }
+}
+
+impl NotReady {
+    /// What an operator does about it.
+    pub fn fix(&self) -> &'static str {
+        match self.reason {
+            Unready::Missing => {
+                "start the Mycelium daemon, or set myceliumInterface to its --tun-name"
+            }
+            Unready::Down => "ip link set dev INTERFACE up, or restart the Mycelium daemon",
+            Unready::NoOverlayAddress | Unready::NotRouting => {
+                "check the Mycelium daemon's log; ip -6 route get 5ff::1 shows where overlay traffic goes"
+            }
+        }
+    }
+}
+
+/// `inspect` fails because the interface is not ready, or because the
+/// kernel could not be asked.
+#[derive(Debug)]
+pub enum NodeError {
+    NotReady(NotReady),
+    Kernel(CniError),
+}
+
+impl From<CniError> for NodeError {
+    fn from(error: CniError) -> Self {
+        NodeError::Kernel(error)
+    }
+}
+
+/// Not ready is code 11 (try again later): the daemon may be restarting.
+impl From<NodeError> for CniError {
+    fn from(error: NodeError) -> Self {
+        match error {
+            NodeError::NotReady(not_ready) => CniError::new(TRY_AGAIN_LATER, not_ready.to_string()),
+            NodeError::Kernel(error) => error,
+        }
+    }
 }
 
 /// An overlay address outside the node's own /64 (its neighbour /64), to ask
@@ -40,32 +99,35 @@ fn overlay_probe(node_address: Ipv6Addr) -> Ipv6Addr {
 }
 
 /// Exists, is up, has a usable global address in 400::/7, and 400::/7
-/// routes through it. Errors are code 11 (try again later): the daemon may
-/// be restarting.
-pub fn inspect(nl: &mut Netlink, name: &str) -> CniResult<Node> {
+/// routes through it.
+pub fn inspect(nl: &mut Netlink, name: &str) -> Result<Node, NodeError> {
+    let not_ready = |reason| {
+        NodeError::NotReady(NotReady {
+            interface: name.into(),
+            reason,
+        })
+    };
     let link = nl
         .link_by_name(name)
-        .map_err(|e| kernel_error("look up Mycelium interface", e))?
-        .ok_or_else(|| not_ready(format!("failed to find interface {name}")))?;
+        .wrap("look up Mycelium interface")?
+        .ok_or_else(|| not_ready(Unready::Missing))?;
     if !link.is_up() {
-        return Err(not_ready(format!("interface {name} is down")));
+        return Err(not_ready(Unready::Down));
     }
     let addresses = nl
         .addresses(link.index)
-        .map_err(|e| kernel_error("list addresses of Mycelium interface", e))?;
-    let usable = |flags: u32| flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0;
+        .wrap("list addresses of Mycelium interface")?;
     let address = addresses
         .iter()
-        .find(|a| naming::in_overlay(a.address) && usable(a.flags) && a.scope == RT_SCOPE_UNIVERSE)
+        .find(|a| naming::in_overlay(a.address) && a.is_usable_global())
         .map(|a| a.address)
-        .ok_or_else(|| not_ready(format!("no global IPv6 address in 400::/7 on {name}")))?;
+        .ok_or_else(|| not_ready(Unready::NoOverlayAddress))?;
     let oif = match nl.lookup_route(overlay_probe(address)) {
-        Ok(route) => route.oif,
         Err(e) if e.errno == libc::ENETUNREACH || e.errno == libc::EHOSTUNREACH => 0,
-        Err(e) => return Err(kernel_error("look up the route into 400::/7", e)),
+        other => other.wrap("look up the route into 400::/7")?.oif,
     };
     if oif != link.index {
-        return Err(not_ready(format!("400::/7 does not route via {name}")));
+        return Err(not_ready(Unready::NotRouting));
     }
     Ok(Node {
         mtu: link.mtu,
@@ -88,6 +150,38 @@ mod tests {
             let probe = overlay_probe(node);
             assert!(naming::in_overlay(probe), "{probe}");
             assert_ne!(naming::node_prefix(probe), naming::node_prefix(node));
+        }
+    }
+
+    #[test]
+    fn not_ready_prints_itself_and_knows_its_fix() {
+        let cases = [
+            (
+                Unready::Missing,
+                "failed to find interface myc7",
+                "--tun-name",
+            ),
+            (Unready::Down, "interface myc7 is down", "ip link set"),
+            (
+                Unready::NoOverlayAddress,
+                "no global IPv6 address in 400::/7 on myc7",
+                "daemon's log",
+            ),
+            (
+                Unready::NotRouting,
+                "400::/7 does not route via myc7",
+                "route get",
+            ),
+        ];
+        for (reason, text, fix) in cases {
+            let not_ready = NotReady {
+                interface: "myc7".into(),
+                reason,
+            };
+            assert_eq!(not_ready.to_string(), text);
+            assert!(not_ready.fix().contains(fix), "{reason:?}");
+            let error = CniError::from(NodeError::NotReady(not_ready));
+            assert_eq!((error.code, error.msg.as_str()), (TRY_AGAIN_LATER, text));
         }
     }
 }
