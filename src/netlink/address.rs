@@ -95,3 +95,23 @@ impl Netlink {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usable_global_means_universe_scope_and_dad_done() {
+        let address = |scope, flags| Address {
+            index: 1,
+            prefix_len: 7,
+            scope,
+            address: Ipv6Addr::LOCALHOST,
+            flags,
+        };
+        assert!(address(RT_SCOPE_UNIVERSE, 0x80).is_usable_global()); // IFA_F_PERMANENT
+        assert!(!address(RT_SCOPE_UNIVERSE, IFA_F_TENTATIVE).is_usable_global());
+        assert!(!address(RT_SCOPE_UNIVERSE, IFA_F_DADFAILED).is_usable_global());
+        assert!(!address(253, 0).is_usable_global()); // RT_SCOPE_LINK
+    }
+}

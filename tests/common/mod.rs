@@ -28,13 +28,20 @@ pub fn binary() -> String {
 /// Without root, one line says what to run instead and the test binary
 /// exits with a failure: not a wall of assertion panics, and no silent skip.
 pub fn require_root() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "\nthe integration tests create network namespaces and need root: run `sudo scripts/test.sh` (the README's test command)"
-        );
-        std::process::exit(1);
+        // One thread prints and exits; the others wait for it.
+        ONCE.call_once(exit_for_root);
     }
+}
+
+fn exit_for_root() {
+    // Straight to fd 2: the harness captures eprintln! and would lose it
+    // at exit.
+    let line = "\nthe integration tests create network namespaces and need root: run `sudo scripts/test.sh` (the README's test command)\n";
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    std::process::exit(1);
 }
 
 /// Runs a command, panicking with its stderr when it fails.
