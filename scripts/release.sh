@@ -2,9 +2,11 @@
 # Builds the static release binaries for x86_64 and aarch64 and packs
 #   target/dist/mycelium-cni-linux-<arch>-v<version>.tgz (+ .sha256, .sha512)
 # with the binary, README.md, LICENSE and conf/10-mycelium.conflist.
-# Reproducible: same sources and toolchain give the same bytes (paths are
-# remapped, tar entries sorted with fixed owner and mtime, gzip without name
-# or time). `scripts/release.sh --verify` builds everything twice in separate
+# Reproducible: the same sources, toolchain and cargo home path give the same
+# bytes (the binary is a plain `cargo build --release --target T`, whose flags
+# are in .cargo/config.toml; our own sources are compiled under relative
+# paths; tar entries sorted with fixed owner and mtime, gzip without name or
+# time). The cargo home path shows in dependencies' panic locations. `scripts/release.sh --verify` builds everything twice in separate
 # target directories and compares the archives.
 set -euo pipefail
 cd "$(dirname "$0")/.."
