@@ -9,7 +9,8 @@
 #
 #   --k3s       k3s's directories: /var/lib/rancher/k3s/data/cni and
 #               /var/lib/rancher/k3s/agent/etc/cni/net.d
-#   --root DIR  install under DIR instead of / (for packaging and tests)
+#   --root DIR  install under DIR instead of / (for packaging and tests);
+#               --uninstall then leaves the node's source filter table alone
 #   --binary    the mycelium-cni binary to install (default: build it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,9 @@ if [ -z "$binary" ]; then
 fi
 
 if [ "$uninstall" = 1 ]; then
-  exec "$binary" uninstall --bin-dir "$bin_dir" --conf-dir "$conf_dir"
+  # Under --root the files are not this node's: leave its source filter.
+  keep=()
+  [ -n "$root" ] && keep=(--keep-filter)
+  exec "$binary" uninstall --bin-dir "$bin_dir" --conf-dir "$conf_dir" "${keep[@]}"
 fi
 exec "$binary" install --bin-dir "$bin_dir" --conf-dir "$conf_dir" "${extra[@]}"

@@ -6,6 +6,7 @@ use super::{
     Outcome,
 };
 use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
+use crate::plugin::filter::{self, FilterState};
 use crate::plugin::naming::{HOST_VETH_PREFIX, node_prefix};
 use crate::plugin::node::NodeError;
 use crate::plugin::node_status;
@@ -48,10 +49,10 @@ pub fn doctor(options: &Options) -> Outcome {
     let configured = check_conflist(&mut report, conf_path);
     let interface = options
         .get("interface")
-        .map(str::to_string)
-        .or(configured)
-        .unwrap_or_else(|| DEFAULT_INTERFACE.into());
-    check_interface(&mut report, &interface);
+        .or(configured.as_ref().map(|c| c.mycelium_interface.as_str()))
+        .unwrap_or(DEFAULT_INTERFACE);
+    check_interface(&mut report, interface);
+    check_source_filter(&mut report, configured.as_ref());
     check_forwarding(&mut report);
     check_forward_policy(&mut report);
     check_binary(
@@ -66,8 +67,8 @@ pub fn doctor(options: &Options) -> Outcome {
 }
 
 /// The conflist parses, has a mycelium-cni entry, and that entry passes the
-/// plugin's own config checks. Returns its myceliumInterface.
-fn check_conflist(report: &mut Report, path: &str) -> Option<String> {
+/// plugin's own config checks. Returns that entry's config.
+fn check_conflist(report: &mut Report, path: &str) -> Option<NetConf> {
     let fix = "run scripts/install.sh (or: mycelium-cni install)";
     let text = match std::fs::read(path) {
         Ok(text) => text,
@@ -110,7 +111,7 @@ fn check_conflist(report: &mut Report, path: &str) -> Option<String> {
                     fix,
                 );
             }
-            Some(parsed.mycelium_interface)
+            Some(parsed)
         }
         Err(e) => {
             report.fail(
@@ -144,6 +145,34 @@ fn check_interface(report: &mut Report, interface: &str) {
         }
         Err(NodeError::NotReady(not_ready)) => report.fail(&not_ready.to_string(), not_ready.fix()),
         Err(NodeError::Kernel(error)) => report.fail(&error.msg, "run doctor as root"),
+    }
+}
+
+/// The nf_tables source filter and its drop counters; with `sourceFilter`
+/// off only a note.
+fn check_source_filter(report: &mut Report, conf: Option<&NetConf>) {
+    if conf.is_some_and(|conf| !conf.source_filter) {
+        report.warn(
+            "source filter off (sourceFilter: false): pods can send with any source address",
+            "remove \"sourceFilter\": false from the conflist unless the kernel lacks nf_tables",
+        );
+        return;
+    }
+    let state = filter::open().and_then(|mut nl| filter::state(&mut nl));
+    match state {
+        Ok(state @ FilterState::InForce { .. }) => report.ok(&format!("source filter {state}")),
+        Ok(state @ FilterState::Missing) => report.warn(
+            &format!("source filter: {state}"),
+            "none needed before the first pod: the next ADD creates it",
+        ),
+        Ok(state) => report.fail(
+            &format!("source filter: {state}"),
+            "the next ADD replaces it; do not edit the table by hand",
+        ),
+        Err(error) => report.fail(
+            &format!("source filter: {}", error.msg),
+            "enable nf_tables (nft list tables), or set \"sourceFilter\": false",
+        ),
     }
 }
 

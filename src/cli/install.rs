@@ -10,7 +10,7 @@ use super::{
 use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
 use crate::cni::error::CniError;
 use crate::log;
-use crate::plugin::node_status;
+use crate::plugin::{filter, node_status};
 use serde_json::{Map, Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,9 @@ fn try_install(options: &Options) -> Result<String, String> {
     Ok(report)
 }
 
-/// Removes the conflist first (no new attachments), then the binary.
+/// Removes the conflist first (no new attachments), then the binary, then
+/// the source filter's nf_tables table (unless --keep-filter: an install
+/// root that is not this node's).
 pub fn uninstall(options: &Options) -> Outcome {
     let bin_dir = Path::new(options.get("bin-dir").unwrap_or(DEFAULT_BIN_DIR));
     let conf_dir = Path::new(options.get("conf-dir").unwrap_or(DEFAULT_CONF_DIR));
@@ -121,6 +123,19 @@ pub fn uninstall(options: &Options) -> Outcome {
                 report += &format!("cannot remove {}: {e}\n", path.display());
                 exit_code = EXIT_PROBLEM;
             }
+        }
+    }
+    if options.has("keep-filter") {
+        return Outcome {
+            stdout: report,
+            exit_code,
+        };
+    }
+    match filter::open().and_then(|mut nl| filter::remove(&mut nl)) {
+        Ok(()) => report += &format!("removed nf_tables table inet {}\n", filter::TABLE),
+        Err(error) => {
+            report += &format!("cannot remove the source filter: {}\n", error.msg);
+            exit_code = EXIT_PROBLEM;
         }
     }
     Outcome {

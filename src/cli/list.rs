@@ -3,6 +3,7 @@
 
 use super::{EXIT_OK, EXIT_PROBLEM, Outcome};
 use crate::plugin::attachments;
+use crate::plugin::filter;
 
 pub fn list() -> Outcome {
     let rows = match attachments() {
@@ -40,6 +41,11 @@ pub fn list() -> Outcome {
             }
         }
         stdout.push('\n');
+    }
+    let state = filter::open().and_then(|mut nl| filter::state(&mut nl));
+    match state {
+        Ok(state) => stdout.push_str(&format!("source filter: {state}\n")),
+        Err(error) => stdout.push_str(&format!("source filter: {}\n", error.msg)),
     }
     Outcome {
         stdout,

@@ -32,7 +32,7 @@ impl Outcome {
 pub const USAGE: &str = "usage:
   mycelium-cni install [--bin-dir DIR] [--conf-dir DIR] [--interface NAME]
                        [--service-cidr CIDR]... [--name NAME] [--wait]
-  mycelium-cni uninstall [--bin-dir DIR] [--conf-dir DIR]
+  mycelium-cni uninstall [--bin-dir DIR] [--conf-dir DIR] [--keep-filter]
   mycelium-cni doctor [--interface NAME] [--conf PATH] [--bin-dir DIR]
   mycelium-cni list
   mycelium-cni --version
@@ -107,7 +107,7 @@ pub fn run(command: &str, args: &[String]) -> Outcome {
             &["bin-dir", "conf-dir", "interface", "service-cidr", "name"],
             &["wait"],
         ),
-        "uninstall" => Options::parse(args, &["bin-dir", "conf-dir"], &[]),
+        "uninstall" => Options::parse(args, &["bin-dir", "conf-dir"], &["keep-filter"]),
         "doctor" => Options::parse(args, &["interface", "conf", "bin-dir"], &[]),
         "list" => Options::parse(args, &[], &[]),
         _ => return Outcome::usage(&format!("unknown command {command:?}")),

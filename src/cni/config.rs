@@ -25,6 +25,8 @@ pub struct NetConf {
     pub routes: Vec<Ipv6Network>,
     /// `defaultRoute`: also `::/0` via the host.
     pub default_route: bool,
+    /// `sourceFilter` (default true): keep the nf_tables source filter.
+    pub source_filter: bool,
     /// `logFile` with `logLevel` (default info).
     pub log: Option<LogFile>,
     pub prev_result: Option<Value>,
@@ -83,6 +85,7 @@ impl NetConf {
             pod_interface: pod_interface.map(String::from),
             routes: parse_routes(&fields)?,
             default_route: fields.bool("defaultRoute")?.unwrap_or(false),
+            source_filter: fields.bool("sourceFilter")?.unwrap_or(true),
             log: log.map(|path| LogFile {
                 path: path.into(),
                 level,
@@ -190,6 +193,11 @@ mod tests {
         assert_eq!(conf.mycelium_interface, "mycelium");
         assert_eq!(conf.mtu, None);
         assert_eq!(conf.prev_result, None);
+        assert!(conf.source_filter);
+        let off = parse(r#"{"cniVersion":"1.0.0","name":"m","sourceFilter":false}"#).unwrap();
+        assert!(!off.source_filter);
+        let error = parse(r#"{"cniVersion":"1.0.0","name":"m","sourceFilter":"no"}"#).unwrap_err();
+        assert!(error.msg.contains("sourceFilter"), "{}", error.msg);
     }
 
     #[test]

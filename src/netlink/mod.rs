@@ -6,16 +6,20 @@
 
 pub mod address;
 pub mod link;
+pub mod nftables;
 pub mod reply;
 pub mod route;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod golden_nft;
 
 use netlink_packet_core::{
     Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkHeader,
 };
-use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
+use netlink_sys::Socket;
+use netlink_sys::protocols::{NETLINK_NETFILTER, NETLINK_ROUTE};
 use reply::{Attrs, Message};
 
 /// A failed netlink call: the errno and the kernel's extended-ack text.
@@ -85,9 +89,19 @@ pub struct Netlink {
 }
 
 impl Netlink {
-    /// Opens a socket in the calling thread's current network namespace.
+    /// Opens an rtnetlink socket in the calling thread's current network
+    /// namespace.
     pub fn open() -> NlResult<Self> {
-        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|_| NlError::last_os())?;
+        Self::open_protocol(NETLINK_ROUTE)
+    }
+
+    /// Opens a NETLINK_NETFILTER socket (nf_tables), likewise.
+    pub fn open_netfilter() -> NlResult<Self> {
+        Self::open_protocol(NETLINK_NETFILTER)
+    }
+
+    fn open_protocol(protocol: isize) -> NlResult<Self> {
+        let mut socket = Socket::new(protocol).map_err(|_| NlError::last_os())?;
         socket.bind_auto().map_err(|_| NlError::last_os())?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         for option in [NETLINK_EXT_ACK, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK] {
@@ -143,10 +157,7 @@ impl Netlink {
         each: &mut dyn FnMut(&Message) -> NlResult<()>,
     ) -> NlResult<()> {
         let sequence = self.next_sequence();
-        let request = build(message_type, flags, sequence, payload);
-        self.socket
-            .send(&request, 0)
-            .map_err(|_| NlError::last_os())?;
+        self.send_datagram(&build(message_type, flags, sequence, payload))?;
         loop {
             self.buf.clear();
             self.socket
@@ -163,6 +174,25 @@ impl Netlink {
                     _ => each(&message)?,
                 }
             }
+        }
+    }
+}
+
+impl Netlink {
+    fn send_datagram(&mut self, datagram: &[u8]) -> NlResult<()> {
+        self.socket
+            .send(datagram, 0)
+            .map_err(|_| NlError::last_os())?;
+        Ok(())
+    }
+
+    /// Reads one datagram into the buffer if one is queued; false when none is.
+    fn receive_pending(&mut self) -> NlResult<bool> {
+        self.buf.clear();
+        match self.socket.recv(&mut self.buf, libc::MSG_DONTWAIT) {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(_) => Err(NlError::last_os()),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! ADD: check the node, create the veth pair straight into the pod, claim
 //! an address with the exclusive /128 host route, configure both ends.
 //! Anything created is undone by deleting the host veth (the pod end and
-//! the /128 route go with it).
+//! the /128 route go with it). The source filter is made sure of before
+//! anything is created.
 
+use super::filter;
 use super::host_veth::is_ours;
 use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node::{self, Node};
@@ -45,6 +47,11 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
+    if conf.source_filter {
+        filter::open()
+            .and_then(|mut nl| filter::ensure(&mut nl))
+            .map_err(filter::unusable)?;
+    }
     let plan = Plan {
         id,
         pod_ifname: pod_interface_name(env, conf),

@@ -1,6 +1,7 @@
 //! CHECK: what prevResult says this plugin made is still there, on both
 //! sides, and the Mycelium interface still owns the pod's /64.
 
+use super::filter::{self, FilterState};
 use super::naming::GATEWAY;
 use super::pod::Pod;
 use super::{
@@ -8,7 +9,7 @@ use super::{
 };
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
-use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG, Wrap};
+use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG, TRY_AGAIN_LATER, Wrap};
 use crate::cni::result::PrevResult;
 use crate::netlink::route::Route;
 use ipnetwork::Ipv6Network;
@@ -41,6 +42,13 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             conf.mycelium_interface, node.address
         );
         return Err(failed(msg));
+    }
+    if conf.source_filter {
+        let state = filter::state(&mut filter::open()?)?;
+        if !matches!(state, FilterState::InForce { .. }) {
+            let msg = format!("source filter: {state}; the next ADD restores it");
+            return Err(CniError::new(TRY_AGAIN_LATER, msg));
+        }
     }
     let id = attachment_id(env, conf);
     let host_veth = host_veth::find(&mut host, &id)?

@@ -4,6 +4,7 @@
 mod add;
 mod check;
 mod del;
+pub mod filter;
 mod gc;
 mod host;
 mod host_veth;

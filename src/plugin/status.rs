@@ -1,16 +1,25 @@
-//! STATUS: whether ADD would work now, asked of the Mycelium interface
-//! alone. Any failure is code 50 (not available).
+//! STATUS: whether ADD would work now. Any failure is code 50 (not
+//! available): the Mycelium interface is not ready, or the source filter is
+//! on and nf_tables cannot be read. A missing or altered filter table does
+//! not fail STATUS: the next ADD restores it, and a failing STATUS would
+//! keep the runtime from sending that ADD.
 
-use super::{node, open_host};
+use super::{filter, node, open_host};
 use crate::cni::config::NetConf;
 use crate::cni::error::{CniError, CniResult, STATUS_NOT_AVAILABLE};
 
 pub fn status(conf: &NetConf) -> CniResult<()> {
+    let not_available = |error: CniError| CniError {
+        code: STATUS_NOT_AVAILABLE,
+        ..error
+    };
     let mut nl = open_host()?;
     node::inspect(&mut nl, &conf.mycelium_interface)
-        .map(|_| ())
-        .map_err(|error| CniError {
-            code: STATUS_NOT_AVAILABLE,
-            ..CniError::from(error)
-        })
+        .map_err(|error| not_available(error.into()))?;
+    if conf.source_filter {
+        filter::open()
+            .and_then(|mut nl| filter::state(&mut nl))
+            .map_err(|error| not_available(filter::unusable(error)))?;
+    }
+    Ok(())
 }

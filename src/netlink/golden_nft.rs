@@ -1,0 +1,261 @@
+//! Golden bytes for every nf_tables message the plugin sends, spelled out
+//! from `linux/netfilter/nf_tables.h` and `nfnetlink.h` (nlmsghdr, nfgenmsg,
+//! nlattr), independently of the builders; and the reply walkers on
+//! kernel-shaped dumps.
+
+use super::build;
+use super::nftables::{self as nft, Expr};
+
+const REQUEST: u16 = 0x01;
+const ACK: u16 = 0x04;
+const DUMP: u16 = 0x300;
+const CREATE: u16 = 0x400;
+const APPEND: u16 = 0x800;
+const NESTED: u16 = 0x8000;
+const INET: u8 = 1;
+
+fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+    bytes.extend(kind.to_ne_bytes());
+    bytes.extend(payload);
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes
+}
+
+fn nest(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+    attr(kind | NESTED, &parts.concat())
+}
+
+fn string(kind: u16, text: &str) -> Vec<u8> {
+    attr(kind, &[text.as_bytes(), &[0]].concat())
+}
+
+fn be32(kind: u16, value: u32) -> Vec<u8> {
+    attr(kind, &value.to_be_bytes())
+}
+
+/// nlmsghdr, then struct nfgenmsg { family, version 0, res_id (BE) }.
+fn message(
+    kind: u16,
+    flags: u16,
+    sequence: u32,
+    family: u8,
+    res_id: u16,
+    attrs: &[Vec<u8>],
+) -> Vec<u8> {
+    let body = [
+        vec![family, 0],
+        res_id.to_be_bytes().to_vec(),
+        attrs.concat(),
+    ]
+    .concat();
+    let mut bytes = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+    bytes.extend(kind.to_ne_bytes());
+    bytes.extend(flags.to_ne_bytes());
+    bytes.extend(sequence.to_ne_bytes());
+    bytes.extend(0u32.to_ne_bytes());
+    bytes.extend(body);
+    bytes
+}
+
+/// NFT_MSG_* in the nf_tables subsystem (10).
+fn nft_type(message: u16) -> u16 {
+    (10 << 8) | message
+}
+
+fn emit((kind, flags, message): nft::Change, sequence: u32) -> Vec<u8> {
+    build(kind, flags | ACK, sequence, &message)
+}
+
+#[test]
+fn batch_begin_and_end_name_the_nftables_subsystem() {
+    let expected = message(0x10, REQUEST, 1, 0, 10, &[]);
+    assert_eq!(build(0x10, 0, 1, &nft::batch_marker()), expected);
+}
+
+#[test]
+fn table_create_and_delete() {
+    let name = string(1, "mycelium-cni"); // NFTA_TABLE_NAME
+    let create = message(
+        nft_type(0),
+        REQUEST | ACK | CREATE,
+        2,
+        INET,
+        0,
+        &[name.clone(), be32(2, 0)],
+    );
+    assert_eq!(emit(nft::new_table(INET, "mycelium-cni"), 2), create);
+    let delete = message(nft_type(2), REQUEST | ACK, 3, INET, 0, &[name]);
+    assert_eq!(emit(nft::delete_table(INET, "mycelium-cni"), 3), delete);
+}
+
+#[test]
+fn base_chain_on_prerouting_at_raw() {
+    let hook = nest(4, &[be32(1, 0), be32(2, (-300i32) as u32)]); // NFTA_CHAIN_HOOK
+    let attrs = [
+        string(1, "mycelium-cni"), // NFTA_CHAIN_TABLE
+        string(3, "pod-source"),   // NFTA_CHAIN_NAME
+        string(7, "filter"),       // NFTA_CHAIN_TYPE
+        be32(5, 1),                // NFTA_CHAIN_POLICY: NF_ACCEPT
+        hook,
+    ];
+    let expected = message(nft_type(3), REQUEST | ACK | CREATE, 4, INET, 0, &attrs);
+    let chain = nft::BaseChain {
+        table: "mycelium-cni",
+        name: "pod-source",
+        hook: nft::NF_INET_PRE_ROUTING,
+        priority: nft::NF_IP_PRI_RAW,
+        policy: nft::NF_ACCEPT,
+    };
+    assert_eq!(emit(nft::new_chain(INET, &chain), 4), expected);
+}
+
+/// NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { ... } }
+fn element(name: &str, data: &[Vec<u8>]) -> Vec<u8> {
+    nest(1, &[string(1, name), nest(2, data)])
+}
+
+#[test]
+fn rule_with_every_expression_kind() {
+    let exprs = [
+        nft::meta_load(nft::NFT_META_IIFKIND),
+        nft::cmp(nft::NFT_CMP_NEQ, b"myc"),
+        nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, 8, 16),
+        nft::fib(nft::NFT_FIB_RESULT_OIF, 0x29),
+        nft::counter(),
+        nft::verdict(nft::NF_DROP),
+    ];
+    let list = nest(
+        4, // NFTA_RULE_EXPRESSIONS
+        &[
+            element("meta", &[be32(2, 26), be32(1, 1)]), // KEY iifkind, DREG 1
+            element(
+                "cmp",
+                &[be32(1, 1), be32(2, 1), nest(3, &[attr(1, b"myc")])],
+            ),
+            element(
+                "payload",
+                &[be32(1, 1), be32(2, 1), be32(3, 8), be32(4, 16)],
+            ),
+            element("fib", &[be32(1, 1), be32(2, 1), be32(3, 0x29)]),
+            element("counter", &[]),
+            // DREG verdict, DATA { VERDICT { CODE NF_DROP } }
+            element(
+                "immediate",
+                &[be32(1, 0), nest(2, &[nest(2, &[be32(1, 0)])])],
+            ),
+        ],
+    );
+    let attrs = [string(1, "t"), string(2, "c"), list];
+    let expected = message(
+        nft_type(6),
+        REQUEST | ACK | CREATE | APPEND,
+        5,
+        INET,
+        0,
+        &attrs,
+    );
+    assert_eq!(emit(nft::new_rule(INET, "t", "c", &exprs), 5), expected);
+}
+
+#[test]
+fn rule_dump_and_chain_lookup() {
+    let attrs = [string(1, "t"), string(2, "c")];
+    let expected = message(nft_type(7), REQUEST | DUMP, 6, INET, 0, &attrs);
+    assert_eq!(
+        build(
+            nft_type(7),
+            DUMP,
+            6,
+            &nft::rule_dump_request(INET, "t", "c")
+        ),
+        expected
+    );
+    let attrs = [string(1, "t"), string(3, "c")];
+    let expected = message(nft_type(4), REQUEST | ACK, 7, INET, 0, &attrs);
+    assert_eq!(
+        build(nft_type(4), ACK, 7, &nft::chain_get_request(INET, "t", "c")),
+        expected
+    );
+}
+
+/// A NEWRULE body as the kernel dumps it: table, chain, handle, then the
+/// expressions, with the counter holding its counts.
+fn dumped_rule(nested_flag: bool) -> Vec<u8> {
+    let maybe = |kind: u16, parts: &[Vec<u8>]| {
+        if nested_flag {
+            nest(kind, parts)
+        } else {
+            attr(kind, &parts.concat())
+        }
+    };
+    let counter = [
+        attr(1, &640u64.to_be_bytes()), // NFTA_COUNTER_BYTES
+        attr(2, &7u64.to_be_bytes()),   // NFTA_COUNTER_PACKETS
+    ];
+    let list = nest(
+        4,
+        &[
+            element(
+                "cmp",
+                &[be32(1, 1), be32(2, 0), maybe(3, &[attr(1, b"myc")])],
+            ),
+            element("counter", &counter),
+        ],
+    );
+    let handle = attr(3, &2u64.to_be_bytes());
+    [
+        vec![1, 0, 0, 0],
+        string(1, "t"),
+        string(2, "c"),
+        handle,
+        list,
+    ]
+    .concat()
+}
+
+#[test]
+fn dumped_rules_compare_by_content_and_yield_their_counts() {
+    let built = [nft::cmp(nft::NFT_CMP_EQ, b"myc"), nft::counter()];
+    for nested_flag in [true, false] {
+        let dumped = nft::parse_rule(&dumped_rule(nested_flag)).unwrap();
+        assert_eq!(dumped.len(), 2);
+        assert!(nft::same_expr(&built[0], &dumped[0]), "flag {nested_flag}");
+        assert_eq!(nft::counter_packets(&dumped[1]), Some(7));
+    }
+    let other = nft::cmp(nft::NFT_CMP_EQ, b"eth");
+    let dumped = nft::parse_rule(&dumped_rule(true)).unwrap();
+    assert!(!nft::same_expr(&other, &dumped[0]));
+    let renamed = Expr {
+        name: "meta".into(),
+        data: built[0].data.clone(),
+    };
+    assert!(!nft::same_expr(&renamed, &dumped[0]));
+    assert_eq!(nft::parse_rule(&[1, 0]), None);
+}
+
+#[test]
+fn dumped_chain_reads_hook_priority_policy_and_type() {
+    let hook = nest(4, &[be32(1, 0), be32(2, (-300i32) as u32)]);
+    let body = [
+        vec![1, 0, 0, 0],
+        string(1, "t"),
+        string(3, "c"),
+        hook,
+        be32(5, 1),
+        string(7, "filter"),
+    ]
+    .concat();
+    let chain = nft::parse_chain(&body);
+    assert_eq!(
+        (
+            chain.hook,
+            chain.priority,
+            chain.policy,
+            chain.kind.as_str()
+        ),
+        (Some(0), Some(-300), Some(1), "filter")
+    );
+    let regular = nft::parse_chain(&[vec![1, 0, 0, 0], string(3, "c")].concat());
+    assert_eq!(regular.hook, None);
+}

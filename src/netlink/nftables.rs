@@ -1,0 +1,438 @@
+//! nf_tables over NETLINK_NETFILTER: tables, base chains, rules and their
+//! expressions, hand-built from `linux/netfilter/nf_tables.h`. Every
+//! message is a nfgenmsg (family, version, res_id) and attributes; integers
+//! inside nf_tables attributes are big-endian. Changes go in one batch,
+//! which the kernel applies whole or not at all.
+
+use super::reply::{self, Attrs};
+use super::{Netlink, NlError, NlResult};
+use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
+
+pub const NFPROTO_INET: u8 = 1;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NLA_F_NESTED: u16 = 0x8000;
+
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_FLAGS: u16 = 2;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_COUNTER_PACKETS: u16 = 2;
+
+/// Registers as nft uses them: 16-byte register 1, and the verdict register.
+const NFT_REG_VERDICT: u32 = 0;
+const NFT_REG_1: u32 = 1;
+pub const NFT_META_IIFNAME: u32 = 6;
+pub const NFT_META_NFPROTO: u32 = 15;
+pub const NFT_META_IIFKIND: u32 = 26;
+pub const NFT_CMP_EQ: u32 = 0;
+pub const NFT_CMP_NEQ: u32 = 1;
+pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+pub const NFT_FIB_RESULT_OIF: u32 = 1;
+pub const NFTA_FIB_F_SADDR: u32 = 1 << 0;
+pub const NFTA_FIB_F_IIF: u32 = 1 << 3;
+pub const NFTA_FIB_F_PRESENT: u32 = 1 << 5;
+pub const NF_DROP: u32 = 0;
+pub const NF_ACCEPT: u32 = 1;
+pub const NF_INET_PRE_ROUTING: u32 = 0;
+pub const NF_IP_PRI_RAW: i32 = -300;
+
+/// Attributes written one after another, each padded to 4 bytes.
+#[derive(Default)]
+struct Writer {
+    bytes: Vec<u8>,
+}
+
+impl Writer {
+    fn put(&mut self, kind: u16, value: &[u8]) -> &mut Self {
+        let len = 4 + value.len();
+        self.bytes.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.bytes.extend_from_slice(&kind.to_ne_bytes());
+        self.bytes.extend_from_slice(value);
+        self.bytes.resize(self.bytes.len().next_multiple_of(4), 0);
+        self
+    }
+
+    fn string(&mut self, kind: u16, text: &str) -> &mut Self {
+        let mut value = text.as_bytes().to_vec();
+        value.push(0);
+        self.put(kind, &value)
+    }
+
+    fn be32(&mut self, kind: u16, value: u32) -> &mut Self {
+        self.put(kind, &value.to_be_bytes())
+    }
+
+    fn nested(&mut self, kind: u16, inner: &Writer) -> &mut Self {
+        self.put(kind | NLA_F_NESTED, &inner.bytes)
+    }
+}
+
+/// One expression of a rule: its name and its attributes, in the order the
+/// kernel dumps them, so that a rule read back compares equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expr {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+fn expr(name: &str, data: &Writer) -> Expr {
+    Expr {
+        name: name.into(),
+        data: data.bytes.clone(),
+    }
+}
+
+/// `meta load KEY => reg 1`
+pub fn meta_load(key: u32) -> Expr {
+    expr("meta", Writer::default().be32(2, key).be32(1, NFT_REG_1))
+}
+
+/// `cmp OP reg 1 VALUE`
+pub fn cmp(op: u32, value: &[u8]) -> Expr {
+    let mut data = Writer::default();
+    data.put(NFTA_DATA_VALUE, value);
+    expr(
+        "cmp",
+        Writer::default()
+            .be32(1, NFT_REG_1)
+            .be32(2, op)
+            .nested(3, &data),
+    )
+}
+
+/// `payload load LEN b @ BASE + OFFSET => reg 1`
+pub fn payload_load(base: u32, offset: u32, len: u32) -> Expr {
+    let mut data = Writer::default();
+    data.be32(1, NFT_REG_1)
+        .be32(2, base)
+        .be32(3, offset)
+        .be32(4, len);
+    expr("payload", &data)
+}
+
+/// `fib FLAGS RESULT => reg 1`
+pub fn fib(result: u32, flags: u32) -> Expr {
+    let mut data = Writer::default();
+    data.be32(1, NFT_REG_1).be32(2, result).be32(3, flags);
+    expr("fib", &data)
+}
+
+/// `counter`: the kernel keeps and dumps the packet and byte counts.
+pub fn counter() -> Expr {
+    expr("counter", &Writer::default())
+}
+
+/// `immediate reg 0 VERDICT`
+pub fn verdict(code: u32) -> Expr {
+    let mut code_attr = Writer::default();
+    code_attr.be32(NFTA_VERDICT_CODE, code);
+    let mut value = Writer::default();
+    value.nested(NFTA_DATA_VERDICT, &code_attr);
+    expr(
+        "immediate",
+        Writer::default().be32(1, NFT_REG_VERDICT).nested(2, &value),
+    )
+}
+
+/// A nfgenmsg and its attributes: the body of one nf_tables message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NfMessage {
+    body: Vec<u8>,
+}
+
+impl NfMessage {
+    fn new(family: u8, res_id: u16, attrs: &Writer) -> Self {
+        let mut body = vec![family, 0];
+        body.extend_from_slice(&res_id.to_be_bytes());
+        body.extend_from_slice(&attrs.bytes);
+        NfMessage { body }
+    }
+}
+
+impl Emitable for NfMessage {
+    fn buffer_len(&self) -> usize {
+        self.body.len()
+    }
+
+    fn emit(&self, buffer: &mut [u8]) {
+        buffer.copy_from_slice(&self.body);
+    }
+}
+
+fn nft_type(message: u16) -> u16 {
+    (NFNL_SUBSYS_NFTABLES << 8) | message
+}
+
+/// A base chain: `type filter hook HOOK priority PRIORITY; policy POLICY;`
+pub struct BaseChain<'a> {
+    pub table: &'a str,
+    pub name: &'a str,
+    pub hook: u32,
+    pub priority: i32,
+    pub policy: u32,
+}
+
+/// One change of a batch: message type, flags and body.
+pub type Change = (u16, u16, NfMessage);
+
+pub fn new_table(family: u8, name: &str) -> Change {
+    let mut attrs = Writer::default();
+    attrs
+        .string(NFTA_TABLE_NAME, name)
+        .be32(NFTA_TABLE_FLAGS, 0);
+    let message = NfMessage::new(family, 0, &attrs);
+    (nft_type(NFT_MSG_NEWTABLE), NLM_F_CREATE, message)
+}
+
+pub fn delete_table(family: u8, name: &str) -> Change {
+    let mut attrs = Writer::default();
+    attrs.string(NFTA_TABLE_NAME, name);
+    (
+        nft_type(NFT_MSG_DELTABLE),
+        0,
+        NfMessage::new(family, 0, &attrs),
+    )
+}
+
+pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
+    let mut hook = Writer::default();
+    hook.be32(NFTA_HOOK_HOOKNUM, chain.hook)
+        .be32(NFTA_HOOK_PRIORITY, chain.priority as u32);
+    let mut attrs = Writer::default();
+    attrs
+        .string(NFTA_CHAIN_TABLE, chain.table)
+        .string(NFTA_CHAIN_NAME, chain.name)
+        .string(NFTA_CHAIN_TYPE, "filter")
+        .be32(NFTA_CHAIN_POLICY, chain.policy)
+        .nested(NFTA_CHAIN_HOOK, &hook);
+    let message = NfMessage::new(family, 0, &attrs);
+    (nft_type(NFT_MSG_NEWCHAIN), NLM_F_CREATE, message)
+}
+
+pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change {
+    let mut list = Writer::default();
+    for e in exprs {
+        let mut data = Writer::default();
+        data.bytes.clone_from(&e.data);
+        let mut element = Writer::default();
+        element
+            .string(NFTA_EXPR_NAME, &e.name)
+            .nested(NFTA_EXPR_DATA, &data);
+        list.nested(NFTA_LIST_ELEM, &element);
+    }
+    let mut attrs = Writer::default();
+    attrs
+        .string(NFTA_RULE_TABLE, table)
+        .string(NFTA_RULE_CHAIN, chain)
+        .nested(NFTA_RULE_EXPRESSIONS, &list);
+    let message = NfMessage::new(family, 0, &attrs);
+    (
+        nft_type(NFT_MSG_NEWRULE),
+        NLM_F_CREATE | NLM_F_APPEND,
+        message,
+    )
+}
+
+/// A dump of the rules of one chain (the kernel filters by table and chain).
+pub fn rule_dump_request(family: u8, table: &str, chain: &str) -> NfMessage {
+    let mut attrs = Writer::default();
+    attrs
+        .string(NFTA_RULE_TABLE, table)
+        .string(NFTA_RULE_CHAIN, chain);
+    NfMessage::new(family, 0, &attrs)
+}
+
+pub fn chain_get_request(family: u8, table: &str, chain: &str) -> NfMessage {
+    let mut attrs = Writer::default();
+    attrs
+        .string(NFTA_CHAIN_TABLE, table)
+        .string(NFTA_CHAIN_NAME, chain);
+    NfMessage::new(family, 0, &attrs)
+}
+
+/// The body of the batch begin and end messages around the changes.
+pub fn batch_marker() -> NfMessage {
+    NfMessage::new(0, NFNL_SUBSYS_NFTABLES, &Writer::default())
+}
+
+/// A rule as the kernel dumps it: its expressions with their attributes.
+pub fn parse_rule(body: &[u8]) -> Option<Vec<Expr>> {
+    let attrs = Attrs::new(body.get(4..)?);
+    let list = attrs.value_of(NFTA_RULE_EXPRESSIONS)?;
+    let mut exprs = Vec::new();
+    for (kind, element) in Attrs::new(list) {
+        if kind != NFTA_LIST_ELEM {
+            return None;
+        }
+        let name = reply::c_string(Attrs::new(element).value_of(NFTA_EXPR_NAME)?);
+        let data = Attrs::new(element)
+            .value_of(NFTA_EXPR_DATA)
+            .unwrap_or(&[])
+            .to_vec();
+        exprs.push(Expr { name, data });
+    }
+    Some(exprs)
+}
+
+/// The packets a dumped `counter` expression has counted.
+pub fn counter_packets(counter: &Expr) -> Option<u64> {
+    let value = Attrs::new(&counter.data).value_of(NFTA_COUNTER_PACKETS)?;
+    Some(u64::from_be_bytes(value.try_into().ok()?))
+}
+
+/// Whether a dumped expression is the one built here. Nested attributes
+/// are compared by content, whatever NLA_F_NESTED flags either side set.
+pub fn same_expr(built: &Expr, dumped: &Expr) -> bool {
+    built.name == dumped.name && same_attrs(&built.data, &dumped.data)
+}
+
+fn same_attrs(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Some(left), Some(right)) = (attr_list(a), attr_list(b)) else {
+        return false;
+    };
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(&right)
+            .all(|((k1, v1), (k2, v2))| k1 == k2 && same_attrs(v1, v2))
+}
+
+/// The attributes of `bytes` if they cover it exactly, else None.
+fn attr_list(bytes: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let list: Vec<_> = Attrs::new(bytes).collect();
+    let covered: usize = list
+        .iter()
+        .map(|(_, v)| (4 + v.len()).next_multiple_of(4))
+        .sum();
+    (covered == bytes.len() && !list.is_empty()).then_some(list)
+}
+
+/// A chain as the kernel reports it; a regular (not base) chain has no
+/// hook, policy or type.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ChainInfo {
+    pub hook: Option<u32>,
+    pub priority: Option<i32>,
+    pub policy: Option<u32>,
+    pub kind: String,
+}
+
+impl ChainInfo {
+    /// Whether this is the base chain `wanted` describes.
+    pub fn is(&self, wanted: &BaseChain) -> bool {
+        self.hook == Some(wanted.hook)
+            && self.priority == Some(wanted.priority)
+            && self.policy == Some(wanted.policy)
+            && self.kind == "filter"
+    }
+}
+
+fn be32(bytes: Option<&[u8]>) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes?.get(..4)?.try_into().ok()?))
+}
+
+pub fn parse_chain(body: &[u8]) -> ChainInfo {
+    let attrs = body.get(4..).unwrap_or(&[]);
+    let hook = Attrs::new(attrs).value_of(NFTA_CHAIN_HOOK).unwrap_or(&[]);
+    ChainInfo {
+        hook: be32(Attrs::new(hook).value_of(NFTA_HOOK_HOOKNUM)),
+        priority: be32(Attrs::new(hook).value_of(NFTA_HOOK_PRIORITY)).map(|p| p as i32),
+        policy: be32(Attrs::new(attrs).value_of(NFTA_CHAIN_POLICY)),
+        kind: Attrs::new(attrs)
+            .value_of(NFTA_CHAIN_TYPE)
+            .map(reply::c_string)
+            .unwrap_or_default(),
+    }
+}
+
+impl Netlink {
+    /// Applies `changes` in one batch: all of them or none. Each change asks
+    /// for an ACK; the kernel handles the whole batch inside the send and
+    /// queues every reply before it returns, so the replies are read without
+    /// blocking and the first error is returned.
+    pub fn batch(&mut self, changes: &[Change]) -> NlResult<()> {
+        let begin = self.next_sequence();
+        let mut datagram = super::build(NFNL_MSG_BATCH_BEGIN, 0, begin, &batch_marker());
+        let mut last = begin;
+        for (kind, flags, message) in changes {
+            last = self.next_sequence();
+            datagram.extend(super::build(*kind, flags | NLM_F_ACK, last, message));
+        }
+        let end = self.next_sequence();
+        datagram.extend(super::build(NFNL_MSG_BATCH_END, 0, end, &batch_marker()));
+        self.send_datagram(&datagram)?;
+        let mut first_error = None;
+        let mut last_acked = false;
+        while self.receive_pending()? {
+            for message in reply::Messages::new(&self.buf) {
+                let message = message.ok_or_else(NlError::protocol)?;
+                if message.kind != netlink_packet_core::NLMSG_ERROR
+                    || !(begin..=end).contains(&message.sequence)
+                {
+                    continue;
+                }
+                if let (Err(error), None) = (super::ack_result(&message), &first_error) {
+                    first_error = Some(error);
+                }
+                last_acked |= message.sequence == last;
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None if last_acked => Ok(()),
+            None => Err(NlError::protocol()),
+        }
+    }
+
+    /// The rules of `chain` in `table`, in order; empty when the table, the
+    /// chain or its rules are missing.
+    pub fn rules(&mut self, family: u8, table: &str, chain: &str) -> NlResult<Vec<Vec<Expr>>> {
+        let request = rule_dump_request(family, table, chain);
+        let mut rules = Vec::new();
+        let result = self.dump(nft_type(NFT_MSG_GETRULE), &request, &mut |message| {
+            if message.kind == nft_type(NFT_MSG_NEWRULE) {
+                rules.push(parse_rule(message.body).ok_or_else(NlError::protocol)?);
+            }
+            Ok(())
+        });
+        match result {
+            Err(error) if error.errno == libc::ENOENT => Ok(Vec::new()),
+            other => other.map(|()| rules),
+        }
+    }
+
+    /// The base chain `chain` of `table`, or None when either is missing.
+    pub fn chain(&mut self, family: u8, table: &str, chain: &str) -> NlResult<Option<ChainInfo>> {
+        let request = chain_get_request(family, table, chain);
+        match self.get(nft_type(NFT_MSG_GETCHAIN), &request) {
+            Ok(body) => Ok(Some(parse_chain(&body))),
+            Err(error) if error.errno == libc::ENOENT => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
