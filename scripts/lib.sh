@@ -13,9 +13,10 @@ need_root() {
 
 # Debian packages the tests and the demo use, installed when missing:
 # iproute2 and ping for the namespaces, the reference plugins for chaining,
-# podman (CNI backend) with runc and busybox-static for the runtime test.
+# podman (CNI backend) with runc and busybox-static for the runtime test,
+# nft to inspect and break the source filter in its tests.
 PACKAGES=(iproute2 iputils-ping curl iptables containernetworking-plugins
-  podman runc busybox-static strace qemu-user-static)
+  podman runc busybox-static strace qemu-user-static nftables)
 
 install_packages() {
   local missing=()

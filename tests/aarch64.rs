@@ -20,8 +20,20 @@ fn aarch64_binary_attaches_a_pod_under_qemu() {
     );
     let mut node = Node::standard();
     node.program = vec!["qemu-aarch64-static".into(), binary];
-    let conf = node.conf("1.1.0");
     let pod = Netns::new("-arm");
+    // qemu-user translates rtnetlink but not NETLINK_NETFILTER: with the
+    // source filter on, ADD must fail clearly, name the key, leave nothing.
+    let before = (node.ns.state(), pod.state());
+    let refused = node.add("ctr-arm", &pod, &node.conf("1.1.0"));
+    let msg = refused.error(5);
+    assert!(msg.contains("\"sourceFilter\": false"), "{msg}");
+    assert_eq!(
+        (node.ns.state(), pod.state()),
+        before,
+        "a refused ADD left state"
+    );
+    node.source_filter = false;
+    let conf = node.conf("1.1.0");
     let result = node.add("ctr-arm", &pod, &conf).ok();
     let address = pod_address(&result);
     assert!(address.starts_with("5fd:a395:1a8d:501d:ff0f:"), "{address}");

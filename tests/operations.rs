@@ -160,6 +160,20 @@ fn doctor_reports_findings_with_fixes() {
         report.contains("warn  ") && report.contains("loopback is missing"),
         "{report}"
     );
+    // No pod yet: the filter table is not there, and ADD will make it.
+    assert!(
+        report.contains("warn  source filter: table inet mycelium-cni is missing"),
+        "{report}"
+    );
+    let pod = Netns::new("-doc");
+    node.add("ctr-doc", &pod, &node.conf("1.0.0")).ok();
+    let (code, report) = human(&node, &args);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report
+            .contains("ok    source filter in force (table inet mycelium-cni), 0 packets dropped"),
+        "{report}"
+    );
 
     node.ns.ip(&["link", "set", TUN, "down"]);
     let (code, report) = human(&node, &args);
@@ -201,7 +215,12 @@ fn list_shows_every_attachment_from_the_kernel() {
         lines[0].starts_with("NETWORK") && lines[0].contains("HOST-VETH"),
         "{table}"
     );
-    assert_eq!(lines.len(), 4, "{table}");
+    // Three attachments, then the source filter's state and drop counter.
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(
+        lines[4].starts_with("source filter: in force") && lines[4].contains("0 packets dropped"),
+        "{table}"
+    );
     for (i, address) in addresses.iter().enumerate() {
         let row = lines
             .iter()

@@ -133,6 +133,8 @@ pub struct Node {
     pub address: String,
     /// How the plugin is started: the binary, or an emulator and the binary.
     pub program: Vec<String>,
+    /// `sourceFilter` in `conf()`: off where nf_tables cannot be reached.
+    pub source_filter: bool,
 }
 
 impl Node {
@@ -146,6 +148,7 @@ impl Node {
             ns,
             address: address.into(),
             program: vec![binary()],
+            source_filter: true,
         }
     }
 
@@ -154,12 +157,16 @@ impl Node {
     }
 
     pub fn conf(&self, version: &str) -> Value {
-        serde_json::json!({
+        let mut conf = serde_json::json!({
             "cniVersion": version,
             "name": NETWORK,
             "type": "mycelium-cni",
             "myceliumInterface": TUN,
-        })
+        });
+        if !self.source_filter {
+            conf["sourceFilter"] = false.into();
+        }
+        conf
     }
 
     /// Runs the plugin in this node's namespace with a clean environment;
