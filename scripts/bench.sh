@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_root
 install_packages
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+for tool in hyperfine iperf3; do
+  command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $tool >/dev/null
+done
 RUNS=${1:-40}
 OUT=target/bench
 mkdir -p "$OUT"
@@ -51,6 +53,9 @@ ip netns exec "$NODE" sysctl -qw net.ipv6.conf.all.forwarding=1
 cat >"$DATA/ours.json" <<EOF
 {"cniVersion":"1.0.0","name":"bench","type":"mycelium-cni","myceliumInterface":"mycelium"}
 EOF
+cat >"$DATA/ours-nofilter.json" <<EOF
+{"cniVersion":"1.0.0","name":"bench","type":"mycelium-cni","myceliumInterface":"mycelium","sourceFilter":false}
+EOF
 cat >"$DATA/ptp.json" <<EOF
 {"cniVersion":"1.0.0","name":"bench","type":"ptp","mtu":1400,
  "ipam":{"type":"host-local","dataDir":"$DATA/ipam",
@@ -59,10 +64,12 @@ cat >"$DATA/ptp.json" <<EOF
 EOF
 echo '{}' >"$DATA/empty.json"
 
-# spawn.sh PLUGIN COMMAND CONTAINER [--ping ADDRESS]: one timed call in the node.
+# call PLUGIN COMMAND CONTAINER [--ping]: one timed call in the node. Our
+# plugin reads $DATA/$OURS_CONF.json.
+OURS_CONF=ours
 call() {
   local plugin=$1 command=$2 container=$3 conf ping=()
-  conf="$DATA/$( [ "$plugin" = "$PTP" ] && echo ptp || echo ours ).json"
+  conf="$DATA/$( [ "$plugin" = "$PTP" ] && echo ptp || echo "$OURS_CONF" ).json"
   [ "${4:-}" = --ping ] && ping=(--ping "/var/run/netns/$TAG-$container" "$NODE_ADDR")
   ip netns exec "$NODE" env CNI_COMMAND="$command" CNI_CONTAINERID="$container" \
     CNI_NETNS="/var/run/netns/$TAG-$container" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
@@ -131,7 +138,29 @@ startup() { python3 -c "import json,sys; r=json.load(open('$DATA/startup.json'))
 
 echo "ADD/DEL and time to first ping ($RUNS runs each)..."
 add_del "$OURS" ours
+OURS_CONF=ours-nofilter add_del "$OURS" nofilter
 add_del "$PTP" ptp
+
+# Pod-to-pod TCP throughput on one node (iperf3, 5 s), with the source
+# filter's table in place and without it, alternating, 3 runs each.
+echo "pod-to-pod throughput with and without the source filter..."
+ip netns add "$TAG-tpa"; ip netns add "$TAG-tpb"; ip netns add "$TAG-tpc"
+call "$OURS" ADD tpa >/dev/null; call "$OURS" ADD tpb >/dev/null
+TPB=$(ip -n "$TAG-tpb" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
+: >"$DATA/tp.filter"; : >"$DATA/tp.nofilter"
+for i in 1 2 3; do
+  for mode in filter nofilter; do
+    if [ "$mode" = filter ]; then # an ADD restores the table
+      call "$OURS" ADD tpc >/dev/null; call "$OURS" DEL tpc >/dev/null
+    else
+      ip netns exec "$NODE" nft delete table inet mycelium-cni
+    fi
+    ip netns exec "$TAG-tpb" iperf3 -s -1 -D
+    sleep 0.5
+    ip netns exec "$TAG-tpa" iperf3 -6 -c "$TPB" -t 5 -J |
+      python3 -c "import json,sys; print(int(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6))" >>"$DATA/tp.$mode"
+  done
+done
 echo "ADD with 1, 50, 250 existing pods..."
 scale "$OURS" ours
 scale "$PTP" ptp
@@ -154,7 +183,8 @@ ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -
   row "measure" "mycelium-cni" "ptp + host-local" "ptp / ours"
   row "---" "---" "---" "---"
   row "start-up (VERSION)" "$(startup 0)" "$(startup 1)" "$(ratio "$(startup 1)" "$(startup 0)")"
-  row "ADD" "$(m ours.add)" "$(m ptp.add)" "$(ratio "$(m ptp.add)" "$(m ours.add)")"
+  row "ADD (source filter in place)" "$(m ours.add)" "$(m ptp.add)" "$(ratio "$(m ptp.add)" "$(m ours.add)")"
+  row "ADD with sourceFilter false" "$(m nofilter.add)" "" ""
   row "DEL" "$(m ours.del)" "$(m ptp.del)" "$(ratio "$(m ptp.del)" "$(m ours.del)")"
   row "ADD start to first ping reply (pod -> node)" "$(m ours.ping)" "$(m ptp.ping)" "$(ratio "$(m ptp.ping)" "$(m ours.ping)")"
   row "ADD, 1 pod on the node" "$(m ours.scale1)" "$(m ptp.scale1)" "$(ratio "$(m ptp.scale1)" "$(m ours.scale1)")"
@@ -166,6 +196,9 @@ ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -
   echo "Floors: empty static Rust binary start-up $(startup 2) us, $(stat -c %s "$EMPTY") bytes"
   echo "(mycelium-cni start-up / floor: $(ratio "$(startup 0)" "$(startup 2)")); bare veth create $VETH_CREATE us,"
   echo "delete $VETH_DELETE us (ip -batch, 100 each). Peak RSS includes the launcher's own (~0.25 MiB)."
+  echo
+  echo "Pod-to-pod TCP on one node (iperf3, 5 s, median of 3): $(m tp.filter) Mbit/s with the source"
+  echo "filter, $(m tp.nofilter) Mbit/s without it (with / without: $(ratio "$(m tp.filter)" "$(m tp.nofilter)"))."
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"
