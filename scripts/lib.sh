@@ -27,7 +27,9 @@ install_packages() {
   done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
-    apt-get update -qq
+    # A mirror's passing hash mismatch must not stop the install: the
+    # install below fails by itself if a package really cannot be had.
+    apt-get update -qq || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
@@ -38,4 +40,38 @@ build_static() { # [TARGET [TARGET_DIR]]
   local target=${1:-$TARGET} dir=${2:-target}
   rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
   cargo build --quiet --release --locked --target "$target" --target-dir "$dir"
+}
+
+ARMV7=armv7-unknown-linux-musleabihf
+ARMV7_BIN="target/$ARMV7/release/mycelium-cni"
+
+# The 32-bit ARM (armhf) binary. Where rustup has armv7's prebuilt standard
+# library this is the same plain cargo build as the others. Where it has not
+# (this project's build machines), std is built from source (rust-src,
+# RUSTC_BOOTSTRAP for -Zbuild-std) and linked against Debian's armhf musl C
+# runtime and libgcc, whose libgcc_eh stands in for libunwind (nothing
+# unwinds with panic=abort; std only names the symbols). Nothing is written
+# into the toolchain.
+build_armv7() { # [TARGET_DIR]
+  local dir=${1:-target}
+  if rustup target add "$ARMV7" >/dev/null 2>&1; then
+    cargo build --quiet --release --locked --target "$ARMV7" --target-dir "$dir"
+    return
+  fi
+  local musl=/usr/lib/arm-linux-musleabihf gcc=/usr/lib/gcc/arm-linux-gnueabihf/12
+  if [ ! -f "$musl/crt1.o" ] || [ ! -f "$gcc/libgcc_eh.a" ]; then
+    dpkg --add-architecture armhf
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-dev:armhf libgcc-12-dev:armhf >/dev/null
+  fi
+  rustup component add rust-src >/dev/null 2>&1 || rustup component add rust-src
+  local links="$dir/armv7-link"
+  mkdir -p "$links"
+  ln -sf "$gcc/libgcc_eh.a" "$links/libunwind.a"
+  links=$(cd "$links" && pwd)
+  RUSTC_BOOTSTRAP=1 cargo build --quiet --release --locked --target "$ARMV7" --target-dir "$dir" \
+    -Zbuild-std=std,panic_abort --config "target.$ARMV7.rustflags=[
+      '-C', 'link-self-contained=no', '-Zpre-link-args=$musl/crt1.o $musl/crti.o $gcc/crtbeginT.o',
+      '-C', 'link-arg=-L$musl', '-C', 'link-arg=-L$gcc', '-C', 'link-arg=-L$links',
+      '-C', 'link-arg=$gcc/crtend.o', '-C', 'link-arg=$musl/crtn.o', '-C', 'link-arg=-lgcc']"
 }

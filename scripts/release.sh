@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds the static release binaries for x86_64 and aarch64 and packs
+# Builds the static release binaries for x86_64, aarch64 and armv7 and packs
 #   target/dist/mycelium-cni-linux-<arch>-v<version>.tgz (+ .sha256, .sha512)
-# with the binary, README.md, LICENSE and conf/10-mycelium.conflist.
+# (<arch>: amd64, arm64, or arm for 32-bit ARMv7 with hard float), each with
+# the binary, README.md, LICENSE and conf/10-mycelium.conflist.
 # Reproducible: the same sources, toolchain and cargo home path give the same
 # bytes (the binary is a plain `cargo build --release --target T`, whose flags
 # are in .cargo/config.toml; our own sources are compiled under relative
 # paths; tar entries sorted with fixed owner and mtime, gzip without name or
-# time). The cargo home path shows in dependencies' panic locations. `scripts/release.sh --verify` builds everything twice in separate
-# target directories and compares the archives.
+# time). The cargo home path shows in dependencies' panic locations.
+# `scripts/release.sh --verify` builds everything twice in separate target
+# directories and compares the archives.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -15,13 +17,13 @@ cd "$(dirname "$0")/.."
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # The commit time, so that a rebuild of the same commit packs the same mtime.
 EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
-declare -A ARCH=([x86_64-unknown-linux-musl]=amd64 [aarch64-unknown-linux-musl]=arm64)
+declare -A ARCH=([x86_64-unknown-linux-musl]=amd64 [aarch64-unknown-linux-musl]=arm64 [$ARMV7]=arm)
 
 release() { # TARGET_DIR OUT_DIR
   local dir=$1 out=$2 target arch name stage
   mkdir -p "$out"
-  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    build_static "$target" "$dir"
+  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl "$ARMV7"; do
+    if [ "$target" = "$ARMV7" ]; then build_armv7 "$dir"; else build_static "$target" "$dir"; fi
     arch=${ARCH[$target]}
     name="mycelium-cni-linux-$arch-v$VERSION"
     stage=$(mktemp -d)

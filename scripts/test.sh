@@ -12,12 +12,12 @@ echo "== format and lints"
 cargo fmt --check
 cargo clippy --quiet --locked --all-targets -- -D warnings
 
-echo "== static builds (x86_64, aarch64)"
+echo "== static builds (x86_64, aarch64, armv7)"
 build_static
 build_static aarch64-unknown-linux-musl
+build_armv7
 ARM_BIN=target/aarch64-unknown-linux-musl/release/mycelium-cni
-echo "$BIN: $(stat -c %s "$BIN") bytes"
-echo "$ARM_BIN: $(stat -c %s "$ARM_BIN") bytes"
+for binary in "$BIN" "$ARM_BIN" "$ARMV7_BIN"; do echo "$binary: $(stat -c %s "$binary") bytes"; done
 
 echo "== Kubernetes schema validator (target/venv)"
 [ -x target/venv/bin/kubernetes-validate ] || {
@@ -25,5 +25,5 @@ echo "== Kubernetes schema validator (target/venv)"
 }
 
 echo "== unit and integration tests"
-MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" \
+MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" MYCELIUM_CNI_ARMV7_BIN="$PWD/$ARMV7_BIN" \
   MYCELIUM_CNI_K8S_VALIDATE="$PWD/target/venv/bin/kubernetes-validate" cargo test --locked

@@ -1,5 +1,5 @@
 //! The static release binaries stay within their byte budgets: the
-//! ceiling for any build, and the targets for x86_64 and aarch64.
+//! ceiling for any build, and the targets for x86_64, aarch64 and armv7.
 
 fn check(variable: &str, machine: u16, target: u64) {
     let path = std::env::var(variable).unwrap_or_else(|_| {
@@ -37,4 +37,9 @@ fn x86_64_binary_is_small() {
 #[test]
 fn aarch64_binary_is_small() {
     check("MYCELIUM_CNI_AARCH64_BIN", 183, 600_000);
+}
+
+#[test]
+fn armv7_binary_is_small() {
+    check("MYCELIUM_CNI_ARMV7_BIN", 40, 520_000);
 }

@@ -157,7 +157,22 @@ impl Netlink {
         each: &mut dyn FnMut(&Message) -> NlResult<()>,
     ) -> NlResult<()> {
         let sequence = self.next_sequence();
-        self.send_datagram(&build(message_type, flags, sequence, payload))?;
+        self.send_and_receive(
+            &build(message_type, flags, sequence, payload),
+            sequence,
+            each,
+        )
+    }
+
+    /// The request/reply loop itself, not generic: one copy in the binary
+    /// for every message type.
+    fn send_and_receive(
+        &mut self,
+        request: &[u8],
+        sequence: u32,
+        each: &mut dyn FnMut(&Message) -> NlResult<()>,
+    ) -> NlResult<()> {
+        self.send_datagram(request)?;
         loop {
             self.buf.clear();
             self.socket
