@@ -19,6 +19,9 @@ build_armv7
 ARM_BIN=target/aarch64-unknown-linux-musl/release/mycelium-cni
 for binary in "$BIN" "$ARM_BIN" "$ARMV7_BIN"; do echo "$binary: $(stat -c %s "$binary") bytes"; done
 
+echo "== release archives (target/dist)"
+bash scripts/release.sh >/dev/null
+
 echo "== Kubernetes schema validator (target/venv)"
 [ -x target/venv/bin/kubernetes-validate ] || {
   python3 -m venv target/venv && target/venv/bin/pip install --quiet kubernetes-validate
@@ -26,4 +29,5 @@ echo "== Kubernetes schema validator (target/venv)"
 
 echo "== unit and integration tests"
 MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" MYCELIUM_CNI_ARMV7_BIN="$PWD/$ARMV7_BIN" \
-  MYCELIUM_CNI_K8S_VALIDATE="$PWD/target/venv/bin/kubernetes-validate" cargo test --locked
+  MYCELIUM_CNI_K8S_VALIDATE="$PWD/target/venv/bin/kubernetes-validate" \
+  MYCELIUM_CNI_DIST="$PWD/target/dist" cargo test --locked
