@@ -69,7 +69,7 @@ const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
 /// Builds one request: a netlink header followed by the emitted payload.
-pub fn build<P: Emitable>(message_type: u16, flags: u16, sequence: u32, payload: &P) -> Vec<u8> {
+pub fn build(message_type: u16, flags: u16, sequence: u32, payload: &dyn Emitable) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.length = (16 + payload.buffer_len()) as u32;
     header.message_type = message_type;
@@ -120,17 +120,17 @@ impl Netlink {
     }
 
     /// Sends a request that changes something and waits for its ACK.
-    pub fn change<P: Emitable>(
+    pub fn change(
         &mut self,
         message_type: u16,
         flags: u16,
-        payload: &P,
+        payload: &dyn Emitable,
     ) -> NlResult<()> {
         self.exchange(message_type, flags | NLM_F_ACK, payload, &mut |_| Ok(()))
     }
 
     /// Sends a GET for one object and returns a copy of its reply.
-    pub fn get<P: Emitable>(&mut self, message_type: u16, payload: &P) -> NlResult<Vec<u8>> {
+    pub fn get(&mut self, message_type: u16, payload: &dyn Emitable) -> NlResult<Vec<u8>> {
         let mut found = None;
         self.exchange(message_type, NLM_F_ACK, payload, &mut |message| {
             found = Some(message.body.to_vec());
@@ -140,20 +140,20 @@ impl Netlink {
     }
 
     /// Sends a dump request and calls `each` with every object in the reply.
-    pub fn dump<P: Emitable>(
+    pub fn dump(
         &mut self,
         message_type: u16,
-        payload: &P,
+        payload: &dyn Emitable,
         each: &mut dyn FnMut(&Message) -> NlResult<()>,
     ) -> NlResult<()> {
         self.exchange(message_type, NLM_F_DUMP, payload, each)
     }
 
-    fn exchange<P: Emitable>(
+    fn exchange(
         &mut self,
         message_type: u16,
         flags: u16,
-        payload: &P,
+        payload: &dyn Emitable,
         each: &mut dyn FnMut(&Message) -> NlResult<()>,
     ) -> NlResult<()> {
         let sequence = self.next_sequence();
