@@ -14,9 +14,10 @@ need_root() {
 # Debian packages the tests and the demo use, installed when missing:
 # iproute2 and ping for the namespaces, the reference plugins for chaining,
 # podman (CNI backend) with runc and busybox-static for the runtime test,
-# nft to inspect and break the source filter in its tests.
+# nft to inspect and break the source filter in its tests, containerd for
+# the CRI test.
 PACKAGES=(iproute2 iputils-ping curl iptables containernetworking-plugins
-  podman runc busybox-static strace qemu-user-static nftables)
+  podman runc busybox-static strace qemu-user-static nftables containerd)
 
 install_packages() {
   local missing=()

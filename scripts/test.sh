@@ -22,12 +22,13 @@ for binary in "$BIN" "$ARM_BIN" "$ARMV7_BIN"; do echo "$binary: $(stat -c %s "$b
 echo "== release archives (target/dist)"
 bash scripts/release.sh >/dev/null
 
-echo "== Kubernetes schema validator (target/venv)"
-[ -x target/venv/bin/kubernetes-validate ] || {
-  python3 -m venv target/venv && target/venv/bin/pip install --quiet kubernetes-validate
-}
+echo "== Kubernetes schema validator and the CRI test's gRPC client (target/venv)"
+[ -x target/venv/bin/python ] || python3 -m venv target/venv
+[ -x target/venv/bin/kubernetes-validate ] || target/venv/bin/pip install --quiet kubernetes-validate
+target/venv/bin/python -c 'import grpc, grpc_tools' 2>/dev/null ||
+  target/venv/bin/pip install --quiet grpcio==1.85.3 grpcio-tools==1.85.1
 
 echo "== unit and integration tests"
 MYCELIUM_CNI_BIN="$PWD/$BIN" MYCELIUM_CNI_AARCH64_BIN="$PWD/$ARM_BIN" MYCELIUM_CNI_ARMV7_BIN="$PWD/$ARMV7_BIN" \
-  MYCELIUM_CNI_K8S_VALIDATE="$PWD/target/venv/bin/kubernetes-validate" \
+  MYCELIUM_CNI_K8S_VALIDATE="$PWD/target/venv/bin/kubernetes-validate" MYCELIUM_CNI_PYTHON="$PWD/target/venv/bin/python" \
   MYCELIUM_CNI_DIST="$PWD/target/dist" cargo test --locked

@@ -76,9 +76,12 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(suffix: &str) -> Netns {
-        let name = unique(suffix);
-        sh(&["ip", "netns", "add", &name]);
-        Netns { name }
+        Netns::named(&unique(suffix))
+    }
+
+    pub fn named(name: &str) -> Netns {
+        sh(&["ip", "netns", "add", name]);
+        Netns { name: name.into() }
     }
 
     pub fn path(&self) -> String {
@@ -139,7 +142,11 @@ pub struct Node {
 
 impl Node {
     pub fn new(address: &str) -> Node {
-        let ns = Netns::new("-node");
+        Node::in_namespace(Netns::new("-node"), address)
+    }
+
+    /// A node in `ns` (which it deletes on drop).
+    pub fn in_namespace(ns: Netns, address: &str) -> Node {
         ns.ip(&["link", "set", "lo", "up"]);
         ns.ip(&["tuntap", "add", "dev", TUN, "mode", "tun"]);
         ns.ip(&["link", "set", TUN, "mtu", "1400", "up"]);

@@ -1,0 +1,420 @@
+//! The path k3s and Kubernetes take: kubelet's CRI calls, through
+//! containerd's CRI plugin (Debian's containerd, run by the test in a
+//! simulated node), down to our plugin. A small Python gRPC client
+//! (tests/cri/cri_client.py, with the published CRI api.proto) stands in for
+//! kubelet; the images are built offline (tests/cri/oci_image.py). Each
+//! numbered step is one of the checks the README lists.
+//! Root; needs containerd, runc, busybox-static, curl, nft and a Python with
+//! grpcio (scripts/test.sh installs them).
+
+mod common;
+#[path = "cri/fixture.rs"]
+mod fixture;
+
+use common::{TUN, binary, require_root};
+use fixture::{Containerd, PAGE, Pod, WEB_PORT};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODE: &str = "5fd:a395:1a8d:501d:f650:6887:2bd4:ee49";
+const PREFIX: &str = "5fd:a395:1a8d:501d:";
+const SERVICE_CIDR: &str = "fd00:10:96::/112";
+const HOST_PORT: u16 = 18080;
+
+#[test]
+fn kubelet_calls_through_containerd_cri() {
+    require_root();
+    let started = Instant::now();
+    let mut cri = Containerd::start(NODE);
+    node_readiness(&cri);
+    let baseline = cri.node.ns.state();
+    let mut p1 = pod_up(&cri);
+    let mut p2 = traffic(&cri, &mut p1);
+    teardown(&cri, &p1);
+    restart(&mut cri, &mut p2);
+    concurrency(&cri);
+    failure(&cri);
+    ports(&cri);
+    no_leftovers(&cri, &baseline);
+    eprintln!("CRI test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(seconds),
+            "{what}: not within {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
+}
+
+/// 1. NetworkReady follows the conflist that `install --wait`, run as the
+///    DaemonSet's init container runs it, writes once Mycelium has its address.
+fn node_readiness(cri: &Containerd) {
+    const CHECK: &str = "1 node readiness";
+    assert!(
+        !cri.network_ready(),
+        "{CHECK}: NetworkReady before any conflist"
+    );
+    let (bin_dir, conf_dir) = (cri.bin_dir(), cri.conf_dir());
+    let mut install = Command::new("nsenter")
+        .arg(format!("--net={}", cri.node.ns.path()))
+        .arg(binary())
+        .arg("install")
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg("--conf-dir")
+        .arg(&conf_dir)
+        .args(["--interface", TUN, "--service-cidr", SERVICE_CIDR, "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn install");
+    std::thread::sleep(Duration::from_millis(2500));
+    let conflist = conf_dir.join("10-mycelium.conflist");
+    assert!(
+        install.try_wait().expect("install status").is_none(),
+        "{CHECK}: install --wait returned while the TUN had no overlay address"
+    );
+    assert!(!conflist.exists(), "{CHECK}: conflist written too early");
+    assert!(!cri.network_ready(), "{CHECK}: NetworkReady while waiting");
+
+    cri.node
+        .ns
+        .ip(&["-6", "addr", "add", &format!("{NODE}/7"), "dev", TUN]);
+    let output = install.wait_with_output().expect("install output");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{CHECK}: install failed: {said}");
+    assert!(
+        said.contains("waiting for the Mycelium interface"),
+        "{CHECK}: install did not say it waited: {said}"
+    );
+    assert!(conflist.exists(), "{CHECK}: no conflist after install");
+    let took = wait_until(CHECK, 10, || cri.network_ready());
+    eprintln!(
+        "{CHECK}: NetworkReady {} ms after install",
+        took.as_millis()
+    );
+
+    // hostPort needs portmap chained after us, as k3s's own conflist does.
+    let mut list: Value =
+        serde_json::from_str(&std::fs::read_to_string(&conflist).expect("read conflist"))
+            .expect("conflist JSON");
+    let plugins = list["plugins"].as_array_mut().expect("plugins");
+    plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
+    let temporary = conf_dir.join(".conflist.tmp");
+    std::fs::write(&temporary, list.to_string()).expect("write conflist");
+    std::fs::rename(&temporary, &conflist).expect("rename conflist");
+    cri.wrap_plugin();
+    wait_until("containerd loads the conflist with portmap", 10, || {
+        let status = cri.call("Status", json!({"verbose": true}));
+        status["info"]["cniconfig"]
+            .as_str()
+            .is_some_and(|c| c.contains("portmap"))
+    });
+}
+
+/// 2. RunPodSandbox: one ADD with kubelet's args; the pod IP kubelet
+///    would publish is in the node's /64.
+fn pod_up(cri: &Containerd) -> Pod {
+    const CHECK: &str = "2 pod up";
+    let pod = cri
+        .run_pod("p1", &[])
+        .unwrap_or_else(|e| panic!("{CHECK}: RunPodSandbox: {e}"));
+    let adds = cri.calls_for(&pod.id, "ADD");
+    assert_eq!(adds.len(), 1, "{CHECK}: ADDs {adds:?}");
+    assert_eq!(adds[0].status, "0", "{CHECK}: ADD failed");
+    assert!(
+        adds[0].netns.starts_with("/var/run/netns/cni-"),
+        "{CHECK}: netns {}",
+        adds[0].netns
+    );
+    let expected = [
+        "IgnoreUnknown=1".to_string(),
+        "K8S_POD_NAMESPACE=default".into(),
+        "K8S_POD_NAME=p1".into(),
+        format!("K8S_POD_INFRA_CONTAINER_ID={}", pod.id),
+        "K8S_POD_UID=uid-p1".into(),
+    ];
+    for arg in &expected {
+        assert!(
+            adds[0].args.split(';').any(|a| a == arg),
+            "{CHECK}: {arg} missing from CNI_ARGS {}",
+            adds[0].args
+        );
+    }
+    assert!(
+        pod.ip.starts_with(PREFIX) && pod.ip != NODE,
+        "{CHECK}: PodSandboxStatus IP {:?}",
+        pod.ip
+    );
+    pod
+}
+
+/// The IPv6 drop counter of the source filter on the node.
+fn spoofs_dropped(cri: &Containerd) -> u64 {
+    let table = cri
+        .node
+        .ns
+        .run(&["nft", "list", "table", "inet", "mycelium-cni"]);
+    let counters: Vec<u64> = table
+        .lines()
+        .filter_map(|line| line.split("counter packets ").nth(1))
+        .filter_map(|after| after.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(counters.len(), 2, "source filter rules: {table}");
+    counters[1]
+}
+
+/// 3. A container in the sandbox reaches the node and a second pod, the
+///    node reaches it, and it cannot send as its neighbour.
+fn traffic(cri: &Containerd, p1: &mut Pod) -> Pod {
+    const CHECK: &str = "3 traffic";
+    let mut p2 = cri
+        .run_pod("p2", &[])
+        .unwrap_or_else(|e| panic!("{CHECK}: RunPodSandbox p2: {e}"));
+    cri.start_container(p1);
+    cri.start_container(&mut p2);
+    let ping = |pod: &Pod, to: &str| cri.exec(pod, &["ping", "-c", "1", "-W", "2", to]);
+    assert_eq!(ping(p1, NODE).0, 0, "{CHECK}: pod -> node");
+    assert_eq!(ping(p1, &p2.ip).0, 0, "{CHECK}: pod -> second pod");
+    let (code, page) = cri.http_get(p1, &p2.ip, WEB_PORT);
+    assert!(
+        code == 0 && page.contains(PAGE),
+        "{CHECK}: TCP to second pod: {code} {page}; its log: {}",
+        cri.container_log(&p2)
+    );
+    assert!(cri.node.ns.ping(&p1.ip), "{CHECK}: node -> pod");
+
+    let dropped = spoofs_dropped(cri);
+    let forged = format!("{}/128", p2.ip);
+    // (busybox ip has no nodad: wait out duplicate address detection.)
+    let add = format!("ip -6 addr add {forged} dev eth0 && sleep 2");
+    let (code, said) = cri.exec(p1, &["sh", "-c", &add]);
+    assert_eq!(code, 0, "{CHECK}: forge address: {said}");
+    let spoof = cri.exec(p1, &["ping", "-c", "1", "-W", "1", "-I", &p2.ip, NODE]);
+    assert_ne!(
+        spoof.0, 0,
+        "{CHECK}: a ping sent as the neighbour got a reply"
+    );
+    assert!(
+        spoofs_dropped(cri) > dropped,
+        "{CHECK}: the source filter did not count the forged packet"
+    );
+    let del = ["ip", "-6", "addr", "del", &forged, "dev", "eth0"];
+    assert_eq!(cri.exec(p1, &del).0, 0, "{CHECK}: remove forged address");
+    assert_eq!(ping(p1, &p2.ip).0, 0, "{CHECK}: pod -> second pod after");
+    p2
+}
+
+fn lists(list: &str, item: &str) -> bool {
+    list.split(',')
+        .any(|entry| entry == item || entry.split('@').next() == Some(item))
+}
+
+/// 4. The host veth and route are gone when StopPodSandbox's DEL returns;
+///    the DELs of a repeated Stop and of Remove (empty CNI_NETNS) succeed.
+fn teardown(cri: &Containerd, pod: &Pod) {
+    const CHECK: &str = "4 teardown";
+    let veth = cri.host_veth_of(&pod.ip);
+    assert!(veth.starts_with("myc"), "{CHECK}: host veth {veth:?}");
+    cri.stop(&pod.id)
+        .unwrap_or_else(|e| panic!("{CHECK}: StopPodSandbox: {e}"));
+    let dels = cri.calls_for(&pod.id, "DEL");
+    assert_eq!(dels.len(), 1, "{CHECK}: DELs after Stop: {dels:?}");
+    let del = &dels[0];
+    assert_eq!(del.status, "0", "{CHECK}: DEL failed");
+    assert!(del.netns.starts_with("/var/run/netns/"), "{CHECK}: {del:?}");
+    assert!(
+        !lists(&del.links, &veth),
+        "{CHECK}: {veth} still there when DEL returned"
+    );
+    assert!(
+        !lists(&del.routes, &pod.ip),
+        "{CHECK}: route to {} still there when DEL returned",
+        pod.ip
+    );
+
+    cri.stop(&pod.id)
+        .unwrap_or_else(|e| panic!("{CHECK}: second StopPodSandbox: {e}"));
+    cri.remove(&pod.id)
+        .unwrap_or_else(|e| panic!("{CHECK}: RemovePodSandbox: {e}"));
+    let dels = cri.calls_for(&pod.id, "DEL");
+    assert!(dels.len() >= 2, "{CHECK}: no DEL after the first: {dels:?}");
+    for again in &dels[1..] {
+        assert_eq!(again.status, "0", "{CHECK}: repeated DEL failed: {again:?}");
+        assert!(again.netns.is_empty(), "{CHECK}: {again:?}");
+    }
+    let left = cri.sandboxes();
+    assert!(
+        left.iter().all(|s| s["id"] != pod.id.as_str()),
+        "{CHECK}: sandbox still listed"
+    );
+}
+
+/// 5. containerd restarts while a pod runs: no CNI calls, the pod stays
+///    reachable with the same IP, and Stop/Remove afterwards clean up.
+fn restart(cri: &mut Containerd, pod: &mut Pod) {
+    const CHECK: &str = "5 restart";
+    let calls = cri.calls().len();
+    cri.stop_daemon();
+    assert!(
+        cri.node.ns.ping(&pod.ip),
+        "{CHECK}: pod while containerd is down"
+    );
+    cri.start_daemon();
+    assert_eq!(cri.calls().len(), calls, "{CHECK}: the restart called CNI");
+    assert_eq!(
+        cri.pod_ip(&pod.id),
+        pod.ip,
+        "{CHECK}: status IP after restart"
+    );
+    assert!(
+        cri.node.ns.ping(&pod.ip),
+        "{CHECK}: node -> pod after restart"
+    );
+    assert_eq!(
+        cri.exec(pod, &["ping", "-c", "1", "-W", "2", NODE]).0,
+        0,
+        "{CHECK}: pod -> node after restart"
+    );
+    let veth = cri.host_veth_of(&pod.ip);
+    cri.stop(&pod.id)
+        .unwrap_or_else(|e| panic!("{CHECK}: StopPodSandbox: {e}"));
+    cri.remove(&pod.id)
+        .unwrap_or_else(|e| panic!("{CHECK}: RemovePodSandbox: {e}"));
+    assert!(
+        !cri.node.host_veths().contains(&veth),
+        "{CHECK}: {veth} left"
+    );
+    assert!(cri.host_veth_of(&pod.ip).is_empty(), "{CHECK}: route left");
+}
+
+/// 6. Eight sandboxes at once: distinct addresses, all torn down.
+fn concurrency(cri: &Containerd) {
+    const CHECK: &str = "6 concurrency";
+    let pods: Vec<Pod> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..8)
+            .map(|i| scope.spawn(move || cri.run_pod(&format!("c{i}"), &[])))
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join()
+                    .expect("thread")
+                    .unwrap_or_else(|e| panic!("{CHECK}: {e}"))
+            })
+            .collect()
+    });
+    let mut ips: Vec<&str> = pods.iter().map(|p| p.ip.as_str()).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 8, "{CHECK}: addresses not distinct: {ips:?}");
+    for pod in &pods {
+        assert!(pod.ip.starts_with(PREFIX), "{CHECK}: {}", pod.ip);
+        assert!(cri.node.ns.ping(&pod.ip), "{CHECK}: node -> {}", pod.name);
+    }
+    assert_eq!(cri.node.host_veths().len(), 8, "{CHECK}: host veths");
+    std::thread::scope(|scope| {
+        for pod in &pods {
+            scope.spawn(move || {
+                cri.stop(&pod.id)
+                    .and_then(|_| cri.remove(&pod.id))
+                    .unwrap_or_else(|e| panic!("{CHECK}: teardown {}: {e}", pod.name));
+            });
+        }
+    });
+    assert!(cri.node.host_veths().is_empty(), "{CHECK}: veths left");
+    let failed: Vec<_> = cri
+        .calls()
+        .into_iter()
+        .filter(|c| c.status != "0")
+        .collect();
+    assert!(failed.is_empty(), "{CHECK}: failed CNI calls {failed:?}");
+}
+
+/// 7. With the TUN down, RunPodSandbox fails with our message and leaves
+///    no netns, veth or route.
+fn failure(cri: &Containerd) {
+    const CHECK: &str = "7 failure";
+    let before = cri.node.ns.state();
+    cri.node.ns.ip(&["link", "set", TUN, "down"]);
+    let error = match cri.run_pod("broken", &[]) {
+        Ok(pod) => panic!("{CHECK}: RunPodSandbox succeeded with {}", pod.ip),
+        Err(error) => error,
+    };
+    assert!(
+        error.contains(&format!("interface {TUN} is down")),
+        "{CHECK}: CRI error without the plugin's message: {error}"
+    );
+    assert!(cri.pod_netns_files().is_empty(), "{CHECK}: netns left");
+    assert!(cri.node.host_veths().is_empty(), "{CHECK}: veth left");
+    assert!(
+        cri.sandboxes()
+            .iter()
+            .all(|s| s["metadata"]["name"] != "broken"),
+        "{CHECK}: failed sandbox still listed"
+    );
+    cri.node.ns.ip(&["link", "set", TUN, "up"]);
+    // IPv6 drops the address of a link set down.
+    let addresses = cri.node.ns.ip(&["-6", "addr", "show", "dev", TUN]);
+    if !addresses.contains(NODE) {
+        let address = format!("{NODE}/7");
+        cri.node.ns.ip(&["-6", "addr", "add", &address, "dev", TUN]);
+    }
+    assert_eq!(cri.node.ns.state(), before, "{CHECK}: node state changed");
+}
+
+/// 8. A port mapping (portmap chained after us) reaches the pod at the
+///    node's address over IPv6, from the node and from another pod.
+fn ports(cri: &Containerd) {
+    const CHECK: &str = "8 ports";
+    let mut web = cri
+        .run_pod("web", &[(HOST_PORT, WEB_PORT)])
+        .unwrap_or_else(|e| panic!("{CHECK}: {e}"));
+    let mut client = cri
+        .run_pod("client", &[])
+        .unwrap_or_else(|e| panic!("{CHECK}: {e}"));
+    cri.start_container(&mut web);
+    cri.start_container(&mut client);
+    let url = format!("http://[{NODE}]:{HOST_PORT}/");
+    let from_node = cri.node.ns.run(&["curl", "-6", "-s", "-m", "5", &url]);
+    assert!(
+        from_node.contains(PAGE),
+        "{CHECK}: from the node: {from_node:?}"
+    );
+    let (code, page) = cri.http_get(&client, NODE, HOST_PORT);
+    assert!(
+        code == 0 && page.contains(PAGE),
+        "{CHECK}: from a pod: {page}"
+    );
+    for pod in [&web, &client] {
+        cri.stop(&pod.id)
+            .and_then(|_| cri.remove(&pod.id))
+            .unwrap_or_else(|e| panic!("{CHECK}: teardown: {e}"));
+    }
+}
+
+/// 9. The node's links, addresses and routes are as before the first pod,
+///    and containerd holds no pod netns.
+fn no_leftovers(cri: &Containerd, baseline: &str) {
+    const CHECK: &str = "9 no leftovers";
+    // The first ADD turns on IPv6 forwarding for good, and with it the
+    // kernel adds the subnet-router anycast route of the TUN's prefix.
+    let state = cri.node.ns.state();
+    let state: Vec<&str> = state
+        .lines()
+        .filter(|l| !l.starts_with("anycast "))
+        .collect();
+    assert_eq!(
+        state,
+        baseline.lines().collect::<Vec<_>>(),
+        "{CHECK}: node state"
+    );
+    assert!(cri.sandboxes().is_empty(), "{CHECK}: sandboxes listed");
+    let netns = cri.pod_netns_files();
+    assert!(netns.is_empty(), "{CHECK}: netns left: {netns:?}");
+}
