@@ -7,8 +7,9 @@ METHOD is a RuntimeService method (RunPodSandbox, Status, ...); the request
 is the CRI message in its JSON form. Prints the response as JSON (ExecSync's
 output as text); on a gRPC
 error prints its code and details to stderr and exits 1. The messages come
-from the published CRI API (api.proto, kubernetes/cri-api), compiled by
-grpc_tools.protoc into the directory named by CRI_PB_DIR."""
+from the published CRI API: api.proto is kubernetes/cri-api's
+pkg/apis/runtime/v1/api.proto (commit 791729b2, Apache-2.0, header kept),
+compiled by grpc_tools.protoc into the directory named by CRI_PB_DIR."""
 
 import json
 import os
