@@ -1,11 +1,10 @@
 //! IPv6 addresses: add one (no DAD), list those of one link.
 
+use super::attrs::Body;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_GETADDR: u16 = 22;
@@ -13,6 +12,7 @@ pub const RTM_GETADDR: u16 = 22;
 const IFADDR_LEN: usize = 8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_FLAGS: u16 = 8;
+const IFA_F_NODAD: u32 = 0x02;
 const IFA_F_DADFAILED: u32 = 0x08;
 const IFA_F_TENTATIVE: u32 = 0x40;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -54,24 +54,33 @@ impl Address {
     }
 }
 
-pub fn add_request(index: u32, address: Ipv6Addr, prefix_len: u8) -> AddressMessage {
-    let mut message = AddressMessage::default();
-    message.header.family = AddressFamily::Inet6;
-    message.header.prefix_len = prefix_len;
-    message.header.index = index;
-    message.attributes = vec![
-        AddressAttribute::Address(IpAddr::V6(address)),
-        AddressAttribute::Flags(AddressFlags::Nodad),
+/// struct ifaddrmsg: family, prefix length, flags, scope, index.
+fn ifaddrmsg(index: u32, prefix_len: u8) -> Body {
+    let mut header = [
+        libc::AF_INET6 as u8,
+        prefix_len,
+        0,
+        RT_SCOPE_UNIVERSE,
+        0,
+        0,
+        0,
+        0,
     ];
+    header[4..].copy_from_slice(&index.to_ne_bytes());
+    Body::with_header(&header)
+}
+
+pub fn add_request(index: u32, address: Ipv6Addr, prefix_len: u8) -> Body {
+    let mut message = ifaddrmsg(index, prefix_len);
+    message
+        .put(IFA_ADDRESS, &address.octets())
+        .u32(IFA_FLAGS, IFA_F_NODAD);
     message
 }
 
 /// A strict-checked dump request: the kernel filters by link index.
-pub fn list_request(index: u32) -> AddressMessage {
-    let mut message = AddressMessage::default();
-    message.header.family = AddressFamily::Inet6;
-    message.header.index = index;
-    message
+pub fn list_request(index: u32) -> Body {
+    ifaddrmsg(index, 0)
 }
 
 impl Netlink {

@@ -1,6 +1,6 @@
 //! Golden bytes for every request the plugin sends. The expected bytes are
 //! spelled out from the kernel's struct layouts (nlmsghdr, ifinfomsg,
-//! ifaddrmsg, rtmsg, nlattr), independently of netlink-packet-route.
+//! ifaddrmsg, rtmsg, nlattr), independently of the builders in `attrs`.
 
 use super::{address, build, link, route};
 use std::net::Ipv6Addr;
@@ -109,9 +109,8 @@ fn link_set_alias_set_up_delete_and_dump() {
         message(17, REQUEST | ACK, 5, &delete)
     );
     let dump = ifinfomsg(0, 0, 0);
-    let request = netlink_packet_route::link::LinkMessage::default();
     assert_eq!(
-        build(18, DUMP, 6, &request),
+        build(18, DUMP, 6, &link::dump_request()),
         message(18, REQUEST | DUMP, 6, &dump)
     );
 }

@@ -1,11 +1,9 @@
 //! Links: look up, create the veth pair, set alias/up, delete, dump.
 
+use super::attrs::Body;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
 
 pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_DELLINK: u16 = 17;
@@ -18,7 +16,10 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_IFALIAS: u16 = 20;
+const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
 const IFF_UP: u32 = 1;
 
 /// What the plugin needs to know about a link, read from an RTM_NEWLINK reply.
@@ -69,20 +70,29 @@ impl Link {
     }
 }
 
-fn up_flags() -> LinkFlags {
-    LinkFlags::Up
+/// struct ifinfomsg: family, pad, type, index, flags, change mask (the
+/// flags we set are also the ones we change).
+fn ifinfomsg(index: u32, flags: u32) -> Body {
+    let mut header = [0u8; IFINFO_LEN];
+    header[4..8].copy_from_slice(&index.to_ne_bytes());
+    header[8..12].copy_from_slice(&flags.to_ne_bytes());
+    header[12..16].copy_from_slice(&flags.to_ne_bytes());
+    Body::with_header(&header)
 }
 
 /// Names a link by index alone: the body of a GET and of a DELETE.
-pub fn index_request(index: u32) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    message
+pub fn index_request(index: u32) -> Body {
+    ifinfomsg(index, 0)
 }
 
-pub fn get_by_name_request(name: &str) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.attributes.push(LinkAttribute::IfName(name.into()));
+/// Every link: the body of a dump.
+pub fn dump_request() -> Body {
+    ifinfomsg(0, 0)
+}
+
+pub fn get_by_name_request(name: &str) -> Body {
+    let mut message = ifinfomsg(0, 0);
+    message.string(IFLA_IFNAME, name);
     message
 }
 
@@ -90,42 +100,34 @@ pub fn get_by_name_request(name: &str) -> LinkMessage {
 /// inside the namespace given by `peer_netns_fd`. Kernel gotchas (6.18):
 /// IFF_UP on a peer created in another namespace fails with ENOTCONN, and
 /// IFLA_IFALIAS is ignored at creation; both need a request of their own.
-pub fn veth_request(host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> LinkMessage {
-    let mut peer_message = LinkMessage::default();
-    peer_message.attributes = vec![
-        LinkAttribute::IfName(peer.into()),
-        LinkAttribute::Mtu(mtu),
-        LinkAttribute::NetNsFd(peer_netns_fd),
-    ];
-    let mut message = LinkMessage::default();
-    message.header.flags = up_flags();
-    message.header.change_mask = up_flags();
-    message.attributes = vec![
-        LinkAttribute::IfName(host.into()),
-        LinkAttribute::Mtu(mtu),
-        LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
-        ]),
-    ];
+pub fn veth_request(host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> Body {
+    let mut peer_message = ifinfomsg(0, 0);
+    peer_message
+        .string(IFLA_IFNAME, peer)
+        .u32(IFLA_MTU, mtu)
+        .put(IFLA_NET_NS_FD, &peer_netns_fd.to_ne_bytes());
+    let mut info_data = Body::default();
+    info_data.nest(VETH_INFO_PEER, &peer_message);
+    let mut link_info = Body::default();
+    link_info
+        .string(IFLA_INFO_KIND, "veth")
+        .nest(IFLA_INFO_DATA, &info_data);
+    let mut message = ifinfomsg(0, IFF_UP);
+    message
+        .string(IFLA_IFNAME, host)
+        .u32(IFLA_MTU, mtu)
+        .nest(IFLA_LINKINFO, &link_info);
     message
 }
 
-pub fn set_alias_request(index: u32, alias: &str) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    message
-        .attributes
-        .push(LinkAttribute::IfAlias(alias.into()));
+pub fn set_alias_request(index: u32, alias: &str) -> Body {
+    let mut message = ifinfomsg(index, 0);
+    message.string(IFLA_IFALIAS, alias);
     message
 }
 
-pub fn set_up_request(index: u32) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    message.header.flags = up_flags();
-    message.header.change_mask = up_flags();
-    message
+pub fn set_up_request(index: u32) -> Body {
+    ifinfomsg(index, IFF_UP)
 }
 
 impl Netlink {
@@ -139,7 +141,7 @@ impl Netlink {
         self.link(&index_request(index))
     }
 
-    fn link(&mut self, request: &LinkMessage) -> NlResult<Option<Link>> {
+    fn link(&mut self, request: &Body) -> NlResult<Option<Link>> {
         match self.get(RTM_GETLINK, request) {
             Ok(body) => Link::parse(&body).map(Some).ok_or_else(NlError::protocol),
             Err(error) if error.errno == libc::ENODEV => Ok(None),
@@ -172,7 +174,7 @@ impl Netlink {
 
     pub fn links(&mut self) -> NlResult<Vec<Link>> {
         let mut links = Vec::new();
-        self.dump(RTM_GETLINK, &LinkMessage::default(), &mut |message| {
+        self.dump(RTM_GETLINK, &dump_request(), &mut |message| {
             if message.kind == RTM_NEWLINK {
                 links.push(Link::parse(message.body).ok_or_else(NlError::protocol)?);
             }

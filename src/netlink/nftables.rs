@@ -4,6 +4,7 @@
 //! inside nf_tables attributes are big-endian. Changes go in one batch,
 //! which the kernel applies whole or not at all.
 
+use super::attrs::Body;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
@@ -18,7 +19,6 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
-const NLA_F_NESTED: u16 = 0x8000;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
@@ -58,37 +58,6 @@ pub const NF_ACCEPT: u32 = 1;
 pub const NF_INET_PRE_ROUTING: u32 = 0;
 pub const NF_IP_PRI_RAW: i32 = -300;
 
-/// Attributes written one after another, each padded to 4 bytes.
-#[derive(Default)]
-struct Writer {
-    bytes: Vec<u8>,
-}
-
-impl Writer {
-    fn put(&mut self, kind: u16, value: &[u8]) -> &mut Self {
-        let len = 4 + value.len();
-        self.bytes.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.bytes.extend_from_slice(&kind.to_ne_bytes());
-        self.bytes.extend_from_slice(value);
-        self.bytes.resize(self.bytes.len().next_multiple_of(4), 0);
-        self
-    }
-
-    fn string(&mut self, kind: u16, text: &str) -> &mut Self {
-        let mut value = text.as_bytes().to_vec();
-        value.push(0);
-        self.put(kind, &value)
-    }
-
-    fn be32(&mut self, kind: u16, value: u32) -> &mut Self {
-        self.put(kind, &value.to_be_bytes())
-    }
-
-    fn nested(&mut self, kind: u16, inner: &Writer) -> &mut Self {
-        self.put(kind | NLA_F_NESTED, &inner.bytes)
-    }
-}
-
 /// One expression of a rule: its name and its attributes, in the order the
 /// kernel dumps them, so that a rule read back compares equal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +66,7 @@ pub struct Expr {
     pub data: Vec<u8>,
 }
 
-fn expr(name: &str, data: &Writer) -> Expr {
+fn expr(name: &str, data: &Body) -> Expr {
     Expr {
         name: name.into(),
         data: data.bytes.clone(),
@@ -106,16 +75,16 @@ fn expr(name: &str, data: &Writer) -> Expr {
 
 /// `meta load KEY => reg 1`
 pub fn meta_load(key: u32) -> Expr {
-    expr("meta", Writer::default().be32(2, key).be32(1, NFT_REG_1))
+    expr("meta", Body::default().be32(2, key).be32(1, NFT_REG_1))
 }
 
 /// `cmp OP reg 1 VALUE`
 pub fn cmp(op: u32, value: &[u8]) -> Expr {
-    let mut data = Writer::default();
+    let mut data = Body::default();
     data.put(NFTA_DATA_VALUE, value);
     expr(
         "cmp",
-        Writer::default()
+        Body::default()
             .be32(1, NFT_REG_1)
             .be32(2, op)
             .nested(3, &data),
@@ -124,7 +93,7 @@ pub fn cmp(op: u32, value: &[u8]) -> Expr {
 
 /// `payload load LEN b @ BASE + OFFSET => reg 1`
 pub fn payload_load(base: u32, offset: u32, len: u32) -> Expr {
-    let mut data = Writer::default();
+    let mut data = Body::default();
     data.be32(1, NFT_REG_1)
         .be32(2, base)
         .be32(3, offset)
@@ -134,25 +103,25 @@ pub fn payload_load(base: u32, offset: u32, len: u32) -> Expr {
 
 /// `fib FLAGS RESULT => reg 1`
 pub fn fib(result: u32, flags: u32) -> Expr {
-    let mut data = Writer::default();
+    let mut data = Body::default();
     data.be32(1, NFT_REG_1).be32(2, result).be32(3, flags);
     expr("fib", &data)
 }
 
 /// `counter`: the kernel keeps and dumps the packet and byte counts.
 pub fn counter() -> Expr {
-    expr("counter", &Writer::default())
+    expr("counter", &Body::default())
 }
 
 /// `immediate reg 0 VERDICT`
 pub fn verdict(code: u32) -> Expr {
-    let mut code_attr = Writer::default();
+    let mut code_attr = Body::default();
     code_attr.be32(NFTA_VERDICT_CODE, code);
-    let mut value = Writer::default();
+    let mut value = Body::default();
     value.nested(NFTA_DATA_VERDICT, &code_attr);
     expr(
         "immediate",
-        Writer::default().be32(1, NFT_REG_VERDICT).nested(2, &value),
+        Body::default().be32(1, NFT_REG_VERDICT).nested(2, &value),
     )
 }
 
@@ -163,7 +132,7 @@ pub struct NfMessage {
 }
 
 impl NfMessage {
-    fn new(family: u8, res_id: u16, attrs: &Writer) -> Self {
+    fn new(family: u8, res_id: u16, attrs: &Body) -> Self {
         let mut body = vec![family, 0];
         body.extend_from_slice(&res_id.to_be_bytes());
         body.extend_from_slice(&attrs.bytes);
@@ -198,7 +167,7 @@ pub struct BaseChain<'a> {
 pub type Change = (u16, u16, NfMessage);
 
 pub fn new_table(family: u8, name: &str) -> Change {
-    let mut attrs = Writer::default();
+    let mut attrs = Body::default();
     attrs
         .string(NFTA_TABLE_NAME, name)
         .be32(NFTA_TABLE_FLAGS, 0);
@@ -207,7 +176,7 @@ pub fn new_table(family: u8, name: &str) -> Change {
 }
 
 pub fn delete_table(family: u8, name: &str) -> Change {
-    let mut attrs = Writer::default();
+    let mut attrs = Body::default();
     attrs.string(NFTA_TABLE_NAME, name);
     (
         nft_type(NFT_MSG_DELTABLE),
@@ -217,10 +186,10 @@ pub fn delete_table(family: u8, name: &str) -> Change {
 }
 
 pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
-    let mut hook = Writer::default();
+    let mut hook = Body::default();
     hook.be32(NFTA_HOOK_HOOKNUM, chain.hook)
         .be32(NFTA_HOOK_PRIORITY, chain.priority as u32);
-    let mut attrs = Writer::default();
+    let mut attrs = Body::default();
     attrs
         .string(NFTA_CHAIN_TABLE, chain.table)
         .string(NFTA_CHAIN_NAME, chain.name)
@@ -232,17 +201,17 @@ pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
 }
 
 pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change {
-    let mut list = Writer::default();
+    let mut list = Body::default();
     for e in exprs {
-        let mut data = Writer::default();
+        let mut data = Body::default();
         data.bytes.clone_from(&e.data);
-        let mut element = Writer::default();
+        let mut element = Body::default();
         element
             .string(NFTA_EXPR_NAME, &e.name)
             .nested(NFTA_EXPR_DATA, &data);
         list.nested(NFTA_LIST_ELEM, &element);
     }
-    let mut attrs = Writer::default();
+    let mut attrs = Body::default();
     attrs
         .string(NFTA_RULE_TABLE, table)
         .string(NFTA_RULE_CHAIN, chain)
@@ -257,7 +226,7 @@ pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change 
 
 /// A dump of the rules of one chain (the kernel filters by table and chain).
 pub fn rule_dump_request(family: u8, table: &str, chain: &str) -> NfMessage {
-    let mut attrs = Writer::default();
+    let mut attrs = Body::default();
     attrs
         .string(NFTA_RULE_TABLE, table)
         .string(NFTA_RULE_CHAIN, chain);
@@ -265,7 +234,7 @@ pub fn rule_dump_request(family: u8, table: &str, chain: &str) -> NfMessage {
 }
 
 pub fn chain_get_request(family: u8, table: &str, chain: &str) -> NfMessage {
-    let mut attrs = Writer::default();
+    let mut attrs = Body::default();
     attrs
         .string(NFTA_CHAIN_TABLE, table)
         .string(NFTA_CHAIN_NAME, chain);
@@ -274,7 +243,7 @@ pub fn chain_get_request(family: u8, table: &str, chain: &str) -> NfMessage {
 
 /// The body of the batch begin and end messages around the changes.
 pub fn batch_marker() -> NfMessage {
-    NfMessage::new(0, NFNL_SUBSYS_NFTABLES, &Writer::default())
+    NfMessage::new(0, NFNL_SUBSYS_NFTABLES, &Body::default())
 }
 
 /// A rule as the kernel dumps it: its expressions with their attributes.

@@ -1,12 +1,9 @@
 //! IPv6 routes in the main table: add (exclusive), look up, list by link.
 
+use super::attrs::Body;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
 use std::net::Ipv6Addr;
 
 pub const RTM_NEWROUTE: u16 = 24;
@@ -16,6 +13,9 @@ const RTMSG_LEN: usize = 12;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_STATIC: u8 = 4;
+const RTN_UNICAST: u8 = 1;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Route {
@@ -48,13 +48,22 @@ impl Route {
     }
 }
 
-fn main_table_header(prefix_len: u8) -> RouteHeader {
-    RouteHeader {
-        address_family: AddressFamily::Inet6,
-        destination_prefix_length: prefix_len,
-        table: RouteHeader::RT_TABLE_MAIN,
-        ..RouteHeader::default()
-    }
+/// struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope
+/// (universe: 0), type, flags.
+fn rtmsg(dst_len: u8, table: u8, protocol: u8, kind: u8) -> Body {
+    let header = [
+        libc::AF_INET6 as u8,
+        dst_len,
+        0,
+        0,
+        table,
+        protocol,
+        0,
+        kind,
+    ];
+    let mut body = Body::with_header(&header);
+    body.bytes.extend_from_slice(&0u32.to_ne_bytes());
+    body
 }
 
 /// `destination/prefix_len dev oif`, optionally `via gateway`.
@@ -63,44 +72,27 @@ pub fn add_request(
     prefix_len: u8,
     gateway: Option<Ipv6Addr>,
     oif: u32,
-) -> RouteMessage {
-    let mut message = RouteMessage::default();
-    message.header = main_table_header(prefix_len);
-    message.header.protocol = RouteProtocol::Static;
-    message.header.scope = RouteScope::Universe;
-    message.header.kind = RouteType::Unicast;
-    message
-        .attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet6(
-            destination,
-        )));
+) -> Body {
+    let mut message = rtmsg(prefix_len, RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST);
+    message.put(RTA_DST, &destination.octets());
     if let Some(gateway) = gateway {
-        message
-            .attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        message.put(RTA_GATEWAY, &gateway.octets());
     }
-    message.attributes.push(RouteAttribute::Oif(oif));
+    message.u32(RTA_OIF, oif);
     message
 }
 
 /// `ip -6 route get destination`: the route the kernel would use.
-pub fn lookup_request(destination: Ipv6Addr) -> RouteMessage {
-    let mut message = RouteMessage::default();
-    message.header.address_family = AddressFamily::Inet6;
-    message.header.destination_prefix_length = 128;
-    message
-        .attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet6(
-            destination,
-        )));
+pub fn lookup_request(destination: Ipv6Addr) -> Body {
+    let mut message = rtmsg(128, 0, 0, 0);
+    message.put(RTA_DST, &destination.octets());
     message
 }
 
 /// A strict-checked dump of the main table, filtered by output link.
-pub fn list_request(oif: u32) -> RouteMessage {
-    let mut message = RouteMessage::default();
-    message.header = main_table_header(0);
-    message.attributes.push(RouteAttribute::Oif(oif));
+pub fn list_request(oif: u32) -> Body {
+    let mut message = rtmsg(0, RT_TABLE_MAIN, 0, 0);
+    message.u32(RTA_OIF, oif);
     message
 }
 
@@ -128,9 +120,7 @@ impl Netlink {
             let route = (message.kind == RTM_NEWROUTE)
                 .then(|| Route::parse(message.body))
                 .flatten();
-            if let Some(route) =
-                route.filter(|r| r.oif == oif && r.table == RouteHeader::RT_TABLE_MAIN)
-            {
+            if let Some(route) = route.filter(|r| r.oif == oif && r.table == RT_TABLE_MAIN) {
                 found.push(route);
             }
             Ok(())
