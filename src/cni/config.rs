@@ -27,6 +27,9 @@ pub struct NetConf {
     pub default_route: bool,
     /// `sourceFilter` (default true): keep the nf_tables source filter.
     pub source_filter: bool,
+    /// `overlayIngress` (default open): what may reach the pods from the
+    /// Mycelium interface.
+    pub overlay_ingress: OverlayIngress,
     /// `logFile` with `logLevel` (default info).
     pub log: Option<LogFile>,
     pub prev_result: Option<Value>,
@@ -86,6 +89,7 @@ impl NetConf {
             routes: parse_routes(&fields)?,
             default_route: fields.bool("defaultRoute")?.unwrap_or(false),
             source_filter: fields.bool("sourceFilter")?.unwrap_or(true),
+            overlay_ingress: parse_overlay_ingress(fields.get("overlayIngress"))?,
             log: log.map(|path| LogFile {
                 path: path.into(),
                 level,
@@ -94,6 +98,64 @@ impl NetConf {
             args: fields.get("args").cloned(),
         })
     }
+}
+
+/// `overlayIngress`: `"open"` (anyone on the overlay), `"replies"` (only
+/// traffic of connections the pods started), or a list of IPv6 prefixes
+/// also allowed to start connections.
+#[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
+pub enum OverlayIngress {
+    Open,
+    Replies,
+    RepliesAnd(Vec<Ipv6Network>),
+}
+
+impl std::fmt::Display for OverlayIngress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OverlayIngress::Open => f.write_str("open"),
+            OverlayIngress::Replies => f.write_str("replies"),
+            OverlayIngress::RepliesAnd(prefixes) => {
+                f.write_str("replies, and from")?;
+                for prefix in prefixes {
+                    write!(f, " {prefix}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse_overlay_ingress(value: Option<&Value>) -> CniResult<OverlayIngress> {
+    const RULE: &str = "must be \"open\", \"replies\" or a list of IPv6 CIDRs";
+    let items = match value {
+        None => return Ok(OverlayIngress::Open),
+        Some(Value::String(text)) if text == "open" => return Ok(OverlayIngress::Open),
+        Some(Value::String(text)) if text == "replies" => return Ok(OverlayIngress::Replies),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(invalid("overlayIngress", &other.to_string(), RULE)),
+    };
+    let mut prefixes = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("overlayIngress[{i}]");
+        let text = item.as_str().unwrap_or_default();
+        let prefix = parse_ipv6_cidr(text).ok_or_else(|| {
+            invalid(
+                &field,
+                &item.to_string(),
+                "must be an IPv6 CIDR such as 4a1:b2c3:d4e5:f607::/64",
+            )
+        })?;
+        prefixes.push(prefix);
+    }
+    Ok(OverlayIngress::RepliesAnd(prefixes))
+}
+
+/// An IPv6 CIDR with its host bits cleared, as the kernel would.
+fn parse_ipv6_cidr(text: &str) -> Option<Ipv6Network> {
+    let network: Ipv6Network = text.parse().ok()?;
+    Ipv6Network::new(network.network(), network.prefix()).ok()
 }
 
 /// The config a runtime hands one plugin of a conflist: that plugin's entry,
@@ -119,11 +181,8 @@ fn parse_routes(fields: &Fields) -> CniResult<Vec<Ipv6Network>> {
     for (i, route) in fields.objects("routes")?.iter().enumerate() {
         let dst = route.required_str("dst")?;
         let field = format!("routes[{i}].dst");
-        let network: Ipv6Network = dst
-            .parse()
-            .map_err(|_| invalid(&field, dst, "must be an IPv6 CIDR such as fd00:10:96::/112"))?;
-        let network = Ipv6Network::new(network.network(), network.prefix())
-            .map_err(|_| invalid(&field, dst, "has an invalid prefix length"))?;
+        let network = parse_ipv6_cidr(dst)
+            .ok_or_else(|| invalid(&field, dst, "must be an IPv6 CIDR such as fd00:10:96::/112"))?;
         routes.push(network);
     }
     Ok(routes)

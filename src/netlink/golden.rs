@@ -84,9 +84,16 @@ fn veth_pair_with_peer_in_pod_namespace() {
     let mut body = ifinfomsg(0, 1, 1); // IFF_UP in flags and change mask
     body.extend(attr(3, &c_str("myc0123456789ab")));
     body.extend(attr(4, &1400u32.to_ne_bytes()));
+    body.extend(attr(27, &0x8000_1234u32.to_ne_bytes())); // IFLA_GROUP
     body.extend(attr(18, &link_info)); // IFLA_LINKINFO
     let expected = message(16, REQUEST | ACK | CREATE | EXCL, 2, &body);
-    let request = link::veth_request("myc0123456789ab", "eth0", 1400, 9);
+    let request = link::veth_request(&link::VethPair {
+        host: "myc0123456789ab",
+        group: 0x8000_1234,
+        peer: "eth0",
+        netns_fd: 9,
+        mtu: 1400,
+    });
     assert_eq!(build(16, ACK | CREATE | EXCL, 2, &request), expected);
 }
 
@@ -97,6 +104,12 @@ fn link_set_alias_set_up_delete_and_dump() {
     assert_eq!(
         build(16, ACK, 3, &link::set_alias_request(12, "net/c1/eth0")),
         message(16, REQUEST | ACK, 3, &alias)
+    );
+    let mut group = ifinfomsg(12, 0, 0);
+    group.extend(attr(27, &7u32.to_ne_bytes())); // IFLA_GROUP
+    assert_eq!(
+        build(16, ACK, 3, &link::set_group_request(12, 7)),
+        message(16, REQUEST | ACK, 3, &group)
     );
     let up = ifinfomsg(1, 1, 1);
     assert_eq!(

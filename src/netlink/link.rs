@@ -16,6 +16,7 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_IFALIAS: u16 = 20;
+const IFLA_GROUP: u16 = 27;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -34,6 +35,8 @@ pub struct Link {
     pub kind: String,
     /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace).
     pub peer_index: u32,
+    /// IFLA_GROUP: the interface group (0 by default).
+    pub group: u32,
 }
 
 impl Link {
@@ -58,6 +61,7 @@ impl Link {
                 IFLA_ADDRESS => link.mac = value.to_vec(),
                 IFLA_IFALIAS => link.alias = reply::c_string(value),
                 IFLA_LINK => link.peer_index = reply::u32_at(value, 0)?,
+                IFLA_GROUP => link.group = reply::u32_at(value, 0)?,
                 IFLA_LINKINFO => {
                     if let Some(kind) = Attrs::new(value).value_of(IFLA_INFO_KIND) {
                         link.kind = reply::c_string(kind);
@@ -96,16 +100,26 @@ pub fn get_by_name_request(name: &str) -> Body {
     message
 }
 
-/// The veth pair in one request: the host end up in this namespace, the peer
-/// inside the namespace given by `peer_netns_fd`. Kernel gotchas (6.18):
-/// IFF_UP on a peer created in another namespace fails with ENOTCONN, and
-/// IFLA_IFALIAS is ignored at creation; both need a request of their own.
-pub fn veth_request(host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> Body {
+/// The ends of a veth pair: the host end (up, in interface group `group`)
+/// in this namespace, the pod end in the namespace of `netns_fd`.
+pub struct VethPair<'a> {
+    pub host: &'a str,
+    pub group: u32,
+    pub peer: &'a str,
+    pub netns_fd: i32,
+    pub mtu: u32,
+}
+
+/// The veth pair in one request. Kernel gotchas (6.18): IFF_UP on a peer
+/// created in another namespace fails with ENOTCONN, and IFLA_IFALIAS is
+/// ignored at creation; both need a request of their own.
+pub fn veth_request(pair: &VethPair) -> Body {
+    let (host, peer, mtu) = (pair.host, pair.peer, pair.mtu);
     let mut peer_message = ifinfomsg(0, 0);
     peer_message
         .string(IFLA_IFNAME, peer)
         .u32(IFLA_MTU, mtu)
-        .put(IFLA_NET_NS_FD, &peer_netns_fd.to_ne_bytes());
+        .put(IFLA_NET_NS_FD, &pair.netns_fd.to_ne_bytes());
     let mut info_data = Body::default();
     info_data.nest(VETH_INFO_PEER, &peer_message);
     let mut link_info = Body::default();
@@ -116,6 +130,7 @@ pub fn veth_request(host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> Bod
     message
         .string(IFLA_IFNAME, host)
         .u32(IFLA_MTU, mtu)
+        .u32(IFLA_GROUP, pair.group)
         .nest(IFLA_LINKINFO, &link_info);
     message
 }
@@ -123,6 +138,12 @@ pub fn veth_request(host: &str, peer: &str, mtu: u32, peer_netns_fd: i32) -> Bod
 pub fn set_alias_request(index: u32, alias: &str) -> Body {
     let mut message = ifinfomsg(index, 0);
     message.string(IFLA_IFALIAS, alias);
+    message
+}
+
+pub fn set_group_request(index: u32, group: u32) -> Body {
+    let mut message = ifinfomsg(index, 0);
+    message.u32(IFLA_GROUP, group);
     message
 }
 
@@ -149,15 +170,12 @@ impl Netlink {
         }
     }
 
-    pub fn create_veth(
-        &mut self,
-        host: &str,
-        peer: &str,
-        mtu: u32,
-        peer_netns_fd: i32,
-    ) -> NlResult<()> {
-        let request = veth_request(host, peer, mtu, peer_netns_fd);
-        self.change(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &request)
+    pub fn create_veth(&mut self, pair: &VethPair) -> NlResult<()> {
+        self.change(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &veth_request(pair))
+    }
+
+    pub fn set_group(&mut self, index: u32, group: u32) -> NlResult<()> {
+        self.change(RTM_NEWLINK, 0, &set_group_request(index, group))
     }
 
     pub fn set_alias(&mut self, index: u32, alias: &str) -> NlResult<()> {

@@ -8,6 +8,7 @@
 pub mod address;
 pub mod attrs;
 pub mod link;
+pub mod nft_expr;
 pub mod nftables;
 pub mod reply;
 pub mod route;

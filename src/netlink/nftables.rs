@@ -5,6 +5,7 @@
 //! which the kernel applies whole or not at all.
 
 use super::attrs::Body;
+pub use super::nft_expr::*;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
@@ -17,6 +18,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 
@@ -35,95 +37,11 @@ const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_COUNTER_PACKETS: u16 = 2;
 
-/// Registers as nft uses them: 16-byte register 1, and the verdict register.
-const NFT_REG_VERDICT: u32 = 0;
-const NFT_REG_1: u32 = 1;
-pub const NFT_META_IIFNAME: u32 = 6;
-pub const NFT_META_NFPROTO: u32 = 15;
-pub const NFT_META_IIFKIND: u32 = 26;
-pub const NFT_CMP_EQ: u32 = 0;
-pub const NFT_CMP_NEQ: u32 = 1;
-pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
-pub const NFT_FIB_RESULT_OIF: u32 = 1;
-pub const NFTA_FIB_F_SADDR: u32 = 1 << 0;
-pub const NFTA_FIB_F_IIF: u32 = 1 << 3;
-pub const NFTA_FIB_F_PRESENT: u32 = 1 << 5;
-pub const NF_DROP: u32 = 0;
-pub const NF_ACCEPT: u32 = 1;
 pub const NF_INET_PRE_ROUTING: u32 = 0;
+pub const NF_INET_FORWARD: u32 = 2;
 pub const NF_IP_PRI_RAW: i32 = -300;
-
-/// One expression of a rule: its name and its attributes, in the order the
-/// kernel dumps them, so that a rule read back compares equal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expr {
-    pub name: String,
-    pub data: Vec<u8>,
-}
-
-fn expr(name: &str, data: &Body) -> Expr {
-    Expr {
-        name: name.into(),
-        data: data.bytes.clone(),
-    }
-}
-
-/// `meta load KEY => reg 1`
-pub fn meta_load(key: u32) -> Expr {
-    expr("meta", Body::default().be32(2, key).be32(1, NFT_REG_1))
-}
-
-/// `cmp OP reg 1 VALUE`
-pub fn cmp(op: u32, value: &[u8]) -> Expr {
-    let mut data = Body::default();
-    data.put(NFTA_DATA_VALUE, value);
-    expr(
-        "cmp",
-        Body::default()
-            .be32(1, NFT_REG_1)
-            .be32(2, op)
-            .nested(3, &data),
-    )
-}
-
-/// `payload load LEN b @ BASE + OFFSET => reg 1`
-pub fn payload_load(base: u32, offset: u32, len: u32) -> Expr {
-    let mut data = Body::default();
-    data.be32(1, NFT_REG_1)
-        .be32(2, base)
-        .be32(3, offset)
-        .be32(4, len);
-    expr("payload", &data)
-}
-
-/// `fib FLAGS RESULT => reg 1`
-pub fn fib(result: u32, flags: u32) -> Expr {
-    let mut data = Body::default();
-    data.be32(1, NFT_REG_1).be32(2, result).be32(3, flags);
-    expr("fib", &data)
-}
-
-/// `counter`: the kernel keeps and dumps the packet and byte counts.
-pub fn counter() -> Expr {
-    expr("counter", &Body::default())
-}
-
-/// `immediate reg 0 VERDICT`
-pub fn verdict(code: u32) -> Expr {
-    let mut code_attr = Body::default();
-    code_attr.be32(NFTA_VERDICT_CODE, code);
-    let mut value = Body::default();
-    value.nested(NFTA_DATA_VERDICT, &code_attr);
-    expr(
-        "immediate",
-        Body::default().be32(1, NFT_REG_VERDICT).nested(2, &value),
-    )
-}
+pub const NF_IP_PRI_FILTER: i32 = 0;
 
 /// A nfgenmsg and its attributes: the body of one nf_tables message.
 #[derive(Debug, PartialEq, Eq)]
@@ -200,6 +118,52 @@ pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
     (nft_type(NFT_MSG_NEWCHAIN), NLM_F_CREATE, message)
 }
 
+/// A chain named `name` (no hook): creates a regular chain when there is
+/// none, and changes nothing in one that exists, base chain or not.
+pub fn new_plain_chain(family: u8, table: &str, name: &str) -> Change {
+    let mut attrs = Body::default();
+    attrs
+        .string(NFTA_CHAIN_TABLE, table)
+        .string(NFTA_CHAIN_NAME, name);
+    let message = NfMessage::new(family, 0, &attrs);
+    (nft_type(NFT_MSG_NEWCHAIN), NLM_F_CREATE, message)
+}
+
+/// Deletes a chain with its rules.
+pub fn delete_chain(family: u8, table: &str, name: &str) -> Change {
+    let mut attrs = Body::default();
+    attrs
+        .string(NFTA_CHAIN_TABLE, table)
+        .string(NFTA_CHAIN_NAME, name);
+    (
+        nft_type(NFT_MSG_DELCHAIN),
+        0,
+        NfMessage::new(family, 0, &attrs),
+    )
+}
+
+/// Removes `name` from `table` whether or not either exists: both are
+/// created first, so that the delete cannot fail for their absence.
+pub fn remove_chain(family: u8, table: &str, name: &str) -> Vec<Change> {
+    vec![
+        new_table(family, table),
+        new_plain_chain(family, table, name),
+        delete_chain(family, table, name),
+    ]
+}
+
+/// One base chain and its rules, replacing whatever copy of that chain
+/// there is (other chains of the table are left alone). Applied as one
+/// batch, concurrent replacements serialise in the kernel and leave one.
+pub fn replace_chain(family: u8, chain: &BaseChain, rules: &[Vec<Expr>]) -> Vec<Change> {
+    let mut changes = remove_chain(family, chain.table, chain.name);
+    changes.push(new_chain(family, chain));
+    for rule in rules {
+        changes.push(new_rule(family, chain.table, chain.name, rule));
+    }
+    changes
+}
+
 pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change {
     let mut list = Body::default();
     for e in exprs {
@@ -263,42 +227,6 @@ pub fn parse_rule(body: &[u8]) -> Option<Vec<Expr>> {
         exprs.push(Expr { name, data });
     }
     Some(exprs)
-}
-
-/// The packets a dumped `counter` expression has counted.
-pub fn counter_packets(counter: &Expr) -> Option<u64> {
-    let value = Attrs::new(&counter.data).value_of(NFTA_COUNTER_PACKETS)?;
-    Some(u64::from_be_bytes(value.try_into().ok()?))
-}
-
-/// Whether a dumped expression is the one built here. Nested attributes
-/// are compared by content, whatever NLA_F_NESTED flags either side set.
-pub fn same_expr(built: &Expr, dumped: &Expr) -> bool {
-    built.name == dumped.name && same_attrs(&built.data, &dumped.data)
-}
-
-fn same_attrs(a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
-    }
-    let (Some(left), Some(right)) = (attr_list(a), attr_list(b)) else {
-        return false;
-    };
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(&right)
-            .all(|((k1, v1), (k2, v2))| k1 == k2 && same_attrs(v1, v2))
-}
-
-/// The attributes of `bytes` if they cover it exactly, else None.
-fn attr_list(bytes: &[u8]) -> Option<Vec<(u16, &[u8])>> {
-    let list: Vec<_> = Attrs::new(bytes).collect();
-    let covered: usize = list
-        .iter()
-        .map(|(_, v)| (4 + v.len()).next_multiple_of(4))
-        .sum();
-    (covered == bytes.len() && !list.is_empty()).then_some(list)
 }
 
 /// A chain as the kernel reports it; a regular (not base) chain has no

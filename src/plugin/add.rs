@@ -1,16 +1,16 @@
 //! ADD: check the node, create the veth pair straight into the pod, claim
 //! an address with the exclusive /128 host route, configure both ends.
 //! Anything created is undone by deleting the host veth (the pod end and
-//! the /128 route go with it). The source filter is made sure of before
-//! anything is created.
+//! the /128 route go with it). The source filter and the overlay ingress
+//! control are made sure of before anything is created.
 
-use super::filter;
 use super::host_veth::is_ours;
 use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node::{self, Node};
 use super::pod::Pod;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
-use crate::cni::config::NetConf;
+use super::{filter, ingress};
+use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::env::Env;
 use crate::cni::error::{
     CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS, Wrap,
@@ -18,7 +18,7 @@ use crate::cni::error::{
 use crate::cni::result::{self, Attachment, Interface};
 use crate::log;
 use crate::netlink::Netlink;
-use crate::netlink::link::Link;
+use crate::netlink::link::{Link, VethPair};
 use ipnetwork::Ipv6Network;
 use std::net::Ipv6Addr;
 
@@ -47,11 +47,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
-    if conf.source_filter {
-        filter::open()
-            .and_then(|mut nl| filter::ensure(&mut nl))
-            .map_err(filter::unusable)?;
-    }
+    ensure_nf_tables(&mut host, conf)?;
     let plan = Plan {
         id,
         pod_ifname: pod_interface_name(env, conf),
@@ -99,6 +95,29 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
 }
 
+/// The source filter, then the network's overlay ingress control. With
+/// `open` and no source filter, a node without nf_tables still works: a
+/// chain of an earlier setting is then removed only if nf_tables answers.
+fn ensure_nf_tables(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
+    let open = conf.overlay_ingress == OverlayIngress::Open;
+    let mut nft = match filter::open() {
+        Ok(nft) => nft,
+        Err(error) if open && !conf.source_filter => {
+            log::line(&format!(
+                "overlayIngress open, nf_tables not reachable: {}",
+                error.msg
+            ));
+            return Ok(());
+        }
+        Err(error) if conf.source_filter => return Err(filter::unusable(error)),
+        Err(error) => return Err(ingress::unusable(error)),
+    };
+    if conf.source_filter {
+        filter::ensure(&mut nft).map_err(filter::unusable)?;
+    }
+    ingress::ensure(&mut nft, host, conf).map_err(ingress::unusable)
+}
+
 /// Creates the pair under the first free derived host name. A link with
 /// our alias under that name is a leftover of an earlier, interrupted ADD
 /// of this same attachment: it is replaced.
@@ -109,7 +128,14 @@ fn create_veth(host: &mut Netlink, pod: &Pod, plan: &Plan) -> CniResult<Link> {
     let mut replaced_leftover = false;
     while attempt < NAME_ATTEMPTS {
         let name = id.host_veth_name(attempt);
-        match host.create_veth(&name, pod_ifname, plan.mtu, pod.netns.fd()) {
+        let pair = VethPair {
+            host: &name,
+            group: ingress::group(id.network),
+            peer: pod_ifname,
+            netns_fd: pod.netns.fd(),
+            mtu: plan.mtu,
+        };
+        match host.create_veth(&pair) {
             Ok(()) => return label_new_veth(host, &name, &alias),
             Err(e) if e.errno == libc::EEXIST => {}
             other => other.wrap(format_args!("create veth {name} with peer {pod_ifname}"))?,

@@ -2,12 +2,13 @@
 //! sides, and the Mycelium interface still owns the pod's /64.
 
 use super::filter::{self, FilterState};
+use super::ingress::{self, IngressState};
 use super::naming::GATEWAY;
 use super::pod::Pod;
 use super::{
     attachment_id, host_veth, node, open_host, pod_interface_name, pod_routes as pod_routes_of,
 };
-use crate::cni::config::NetConf;
+use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::env::Env;
 use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG, TRY_AGAIN_LATER, Wrap};
 use crate::cni::result::PrevResult;
@@ -50,11 +51,20 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             return Err(CniError::new(TRY_AGAIN_LATER, msg));
         }
     }
+    check_overlay_ingress(conf)?;
     let id = attachment_id(env, conf);
     let host_veth = host_veth::find(&mut host, &id)?
         .ok_or_else(|| failed(format!("no host veth for {}", id.alias())))?;
     if !host_veth.is_up() {
         return Err(failed(format!("host veth {} is down", host_veth.name)));
+    }
+    let group = ingress::group(&conf.name);
+    if conf.overlay_ingress != OverlayIngress::Open && host_veth.group != group {
+        let msg = format!(
+            "host veth {} is not in interface group {group:#x} of overlayIngress; the next ADD or GC sets it",
+            host_veth.name
+        );
+        return Err(CniError::new(TRY_AGAIN_LATER, msg));
     }
     let host_routes = host.routes(host_veth.index).wrap("list host routes")?;
     for address in &addresses {
@@ -93,6 +103,26 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         }
     }
     Ok(())
+}
+
+/// The configured control is in force, and no stricter one of an earlier
+/// setting is left (with `open` and no nf_tables, there is nothing to ask).
+fn check_overlay_ingress(conf: &NetConf) -> CniResult<()> {
+    let open = conf.overlay_ingress == OverlayIngress::Open;
+    let state = match filter::open() {
+        Ok(mut nl) => ingress::state(&mut nl, conf)?,
+        Err(_) if open => return Ok(()),
+        Err(error) => return Err(ingress::unusable(error)),
+    };
+    if matches!(state, IngressState::Open | IngressState::InForce { .. }) {
+        return Ok(());
+    }
+    let msg = format!(
+        "overlayIngress {}: chain {} {state}; the next ADD or GC restores it",
+        conf.overlay_ingress,
+        ingress::chain_name(&conf.name)
+    );
+    Err(CniError::new(TRY_AGAIN_LATER, msg))
 }
 
 fn is_route(

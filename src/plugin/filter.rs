@@ -77,20 +77,10 @@ fn rules() -> [Vec<Expr>; 2] {
     [ipv4, ipv6]
 }
 
-/// The whole table, replacing any copy in one batch: creating the table
-/// first makes the delete succeed when there is none; concurrent
-/// replacements serialise in the kernel and leave exactly one copy.
+/// The chain and its rules, replacing any copy in one batch; other chains
+/// of the table (the overlay ingress controls) are left alone.
 pub fn replace_changes() -> Vec<nft::Change> {
-    let mut changes = vec![
-        nft::new_table(FAMILY, TABLE),
-        nft::delete_table(FAMILY, TABLE),
-        nft::new_table(FAMILY, TABLE),
-        nft::new_chain(FAMILY, &CHAIN_SPEC),
-    ];
-    for rule in rules() {
-        changes.push(nft::new_rule(FAMILY, TABLE, CHAIN, &rule));
-    }
-    changes
+    nft::replace_chain(FAMILY, &CHAIN_SPEC, &rules())
 }
 
 /// What the kernel holds of the filter.
@@ -130,27 +120,13 @@ fn rules_state(nl: &mut Netlink) -> CniResult<FilterState> {
     if found.is_empty() {
         return Ok(FilterState::Missing);
     }
-    let wanted = rules();
-    if found.len() != wanted.len() {
-        return Ok(FilterState::Altered("its chain has other rules"));
+    match nft::match_rules(&rules(), &found) {
+        Some(counts) => Ok(FilterState::InForce {
+            dropped_ipv4: counts.first().copied().unwrap_or(0),
+            dropped_ipv6: counts.get(1).copied().unwrap_or(0),
+        }),
+        None => Ok(FilterState::Altered("its rules differ")),
     }
-    let mut dropped = [0u64; 2];
-    for ((built, dumped), count) in wanted.iter().zip(&found).zip(&mut dropped) {
-        if built.len() != dumped.len() {
-            return Ok(FilterState::Altered("a rule differs"));
-        }
-        for (b, d) in built.iter().zip(dumped) {
-            if b.name == "counter" && d.name == "counter" {
-                *count = nft::counter_packets(d).unwrap_or(0);
-            } else if !nft::same_expr(b, d) {
-                return Ok(FilterState::Altered("a rule differs"));
-            }
-        }
-    }
-    Ok(FilterState::InForce {
-        dropped_ipv4: dropped[0],
-        dropped_ipv6: dropped[1],
-    })
 }
 
 /// The full state: the base chain's hook, priority and policy, then the
@@ -223,8 +199,8 @@ mod tests {
     fn replacement_is_one_batch_of_table_chain_and_two_rules() {
         let changes = replace_changes();
         let kinds: Vec<u16> = changes.iter().map(|(kind, _, _)| kind & 0xff).collect();
-        // NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE, NEWRULE
-        assert_eq!(kinds, [0, 2, 0, 3, 6, 6]);
+        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWRULE, NEWRULE
+        assert_eq!(kinds, [0, 3, 5, 3, 6, 6]);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! GC: remove every attachment of this network that the runtime no longer
-//! lists in `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
+//! lists in `cni.dev/valid-attachments` (or the older `cni.dev/attachments`),
+//! then bring the network's overlay ingress control in line with its
+//! setting (pods attached by an earlier version included).
 
 use super::host_veth::is_ours;
 use super::naming::parse_alias;
 use super::open_host;
-use crate::cni::config::{NetConf, ValidAttachment};
+use super::{filter, ingress};
+use crate::cni::config::{NetConf, OverlayIngress, ValidAttachment};
 use crate::cni::error::{CniResult, Wrap};
 use crate::log;
 
@@ -29,5 +32,9 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
-    Ok(())
+    match filter::open() {
+        Ok(mut nft) => ingress::ensure(&mut nft, &mut host, conf).map_err(ingress::unusable),
+        Err(_) if conf.overlay_ingress == OverlayIngress::Open => Ok(()),
+        Err(error) => Err(ingress::unusable(error)),
+    }
 }

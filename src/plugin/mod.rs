@@ -8,6 +8,7 @@ pub mod filter;
 mod gc;
 mod host;
 mod host_veth;
+pub mod ingress;
 mod inventory;
 pub mod naming;
 pub mod node;

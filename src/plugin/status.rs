@@ -1,11 +1,11 @@
 //! STATUS: whether ADD would work now. Any failure is code 50 (not
-//! available): the Mycelium interface is not ready, or the source filter is
-//! on and nf_tables cannot be read. A missing or altered filter table does
+//! available): the Mycelium interface is not ready, or the source filter or
+//! an overlay ingress control is configured and nf_tables cannot be read. A missing or altered filter table does
 //! not fail STATUS: the next ADD restores it, and a failing STATUS would
 //! keep the runtime from sending that ADD.
 
-use super::{filter, node, open_host};
-use crate::cni::config::NetConf;
+use super::{filter, ingress, node, open_host};
+use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::error::{CniError, CniResult, STATUS_NOT_AVAILABLE};
 
 pub fn status(conf: &NetConf) -> CniResult<()> {
@@ -20,6 +20,11 @@ pub fn status(conf: &NetConf) -> CniResult<()> {
         filter::open()
             .and_then(|mut nl| filter::state(&mut nl))
             .map_err(|error| not_available(filter::unusable(error)))?;
+    }
+    if conf.overlay_ingress != OverlayIngress::Open {
+        filter::open()
+            .and_then(|mut nl| ingress::state(&mut nl, conf))
+            .map_err(|error| not_available(ingress::unusable(error)))?;
     }
     Ok(())
 }
