@@ -88,7 +88,11 @@ fn source_in(prefix: &Ipv6Network) -> Vec<Expr> {
     if bits % 8 != 0 {
         exprs.push(nft::bitwise_and(&prefix.mask().octets()));
     }
-    exprs.push(nft::cmp(nft::NFT_CMP_EQ, &prefix.network().octets()[..len]));
+    let network = prefix.network().octets();
+    exprs.push(nft::cmp(
+        nft::NFT_CMP_EQ,
+        network.get(..len).unwrap_or(&network),
+    ));
     exprs
 }
 
