@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
 #[derive(Default)]
-struct Report {
+pub(super) struct Report {
     text: String,
     failed: bool,
 }
@@ -30,13 +30,13 @@ impl Report {
         }
         self.text.push('\n');
     }
-    fn ok(&mut self, finding: &str) {
+    pub(super) fn ok(&mut self, finding: &str) {
         self.line("ok    ", finding, "");
     }
-    fn warn(&mut self, finding: &str, fix: &str) {
+    pub(super) fn warn(&mut self, finding: &str, fix: &str) {
         self.line("warn  ", finding, fix);
     }
-    fn fail(&mut self, finding: &str, fix: &str) {
+    pub(super) fn fail(&mut self, finding: &str, fix: &str) {
         self.failed = true;
         self.line("FAIL  ", finding, fix);
     }
@@ -53,6 +53,8 @@ pub fn doctor(options: &Options) -> Outcome {
         .unwrap_or(DEFAULT_INTERFACE);
     check_interface(&mut report, interface);
     check_source_filter(&mut report, configured.as_ref());
+    let conf_dir = std::path::Path::new(conf_path).parent();
+    super::doctor_ingress::check(&mut report, conf_dir, configured.as_ref());
     check_forwarding(&mut report);
     check_forward_policy(&mut report);
     check_binary(
@@ -64,6 +66,25 @@ pub fn doctor(options: &Options) -> Outcome {
         stdout: report.text,
         exit_code,
     }
+}
+
+fn plugins_of(list: &Value) -> &[Value] {
+    list.get("plugins")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn is_type(plugin: &Value, kind: &str) -> bool {
+    plugin.get("type").and_then(Value::as_str) == Some(kind)
+}
+
+/// The mycelium-cni entry of a conflist.
+pub(super) fn our_entry(list: &Value) -> Option<&serde_json::Map<String, Value>> {
+    plugins_of(list)
+        .iter()
+        .find(|p| is_type(p, BINARY_NAME))
+        .and_then(Value::as_object)
 }
 
 /// The conflist parses, has a mycelium-cni entry, and that entry passes the
@@ -84,18 +105,8 @@ fn check_conflist(report: &mut Report, path: &str) -> Option<NetConf> {
             return None;
         }
     };
-    let plugins = list
-        .get("plugins")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let is_type =
-        |plugin: &Value, kind: &str| plugin.get("type").and_then(Value::as_str) == Some(kind);
-    let entry = plugins
-        .iter()
-        .find(|p| is_type(p, BINARY_NAME))
-        .and_then(Value::as_object);
-    let Some(entry) = entry else {
+    let plugins = plugins_of(&list);
+    let Some(entry) = our_entry(&list) else {
         report.fail(&format!("conflist {path} has no {BINARY_NAME} plugin"), fix);
         return None;
     };

@@ -30,9 +30,25 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<P
     Ok(target)
 }
 
+/// `overlayIngress` from --overlay-ingress and --overlay-allow: the prefixes
+/// imply `replies`; none given leaves the key out (open).
+fn overlay_ingress(options: &Options) -> Result<Option<Value>, String> {
+    let allowed = options.all("overlay-allow");
+    match (options.get("overlay-ingress"), allowed.is_empty()) {
+        (Some("open"), false) => Err("--overlay-allow needs --overlay-ingress replies".into()),
+        (setting, true) => Ok(setting.map(Value::from)),
+        (_, false) => Ok(Some(allowed.into())),
+    }
+}
+
 /// The conflist: loopback, then this plugin; checked with the same parser
 /// the plugin uses, so that a bad --service-cidr fails here, not at ADD.
-fn conflist(name: &str, interface: &str, service_cidrs: &[&str]) -> Result<String, String> {
+fn conflist(
+    name: &str,
+    interface: &str,
+    service_cidrs: &[&str],
+    ingress: Option<Value>,
+) -> Result<String, String> {
     let routes: Vec<_> = service_cidrs
         .iter()
         .map(|dst| json!({ "dst": dst }))
@@ -42,6 +58,9 @@ fn conflist(name: &str, interface: &str, service_cidrs: &[&str]) -> Result<Strin
     plugin.insert("myceliumInterface".into(), interface.into());
     if !routes.is_empty() {
         plugin.insert("routes".into(), routes.into());
+    }
+    if let Some(ingress) = ingress {
+        plugin.insert("overlayIngress".into(), ingress);
     }
     let mut list = json!({ "cniVersion": "1.0.0", "name": name });
     NetConf::from_value(&conflist_entry(&list, &plugin)).map_err(|e| e.msg)?;
@@ -70,7 +89,8 @@ fn try_install(options: &Options) -> Result<String, String> {
     let conf_dir = Path::new(options.get("conf-dir").unwrap_or(DEFAULT_CONF_DIR));
     let interface = options.get("interface").unwrap_or(DEFAULT_INTERFACE);
     let name = options.get("name").unwrap_or("mycelium");
-    let conflist = conflist(name, interface, &options.all("service-cidr"))?;
+    let ingress = overlay_ingress(options)?;
+    let conflist = conflist(name, interface, &options.all("service-cidr"), ingress)?;
     let mut report = String::new();
 
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("read own binary: {e}"))?;
@@ -150,7 +170,7 @@ mod tests {
 
     #[test]
     fn conflist_chains_loopback_and_carries_routes() {
-        let text = conflist("mycelium", "myc9", &["fd00:10:96::/112"]).unwrap();
+        let text = conflist("mycelium", "myc9", &["fd00:10:96::/112"], None).unwrap();
         let list: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(list["plugins"][0]["type"], "loopback");
         assert_eq!(list["plugins"][1]["myceliumInterface"], "myc9");
@@ -161,12 +181,33 @@ mod tests {
     #[test]
     fn conflist_refuses_what_add_would_refuse() {
         assert!(
-            conflist("mycelium", "myc9", &["10.43.0.0/16"])
+            conflist("mycelium", "myc9", &["10.43.0.0/16"], None)
                 .unwrap_err()
                 .contains("routes[0].dst")
         );
-        assert!(conflist("mycelium", "a/b", &[]).is_err());
-        assert!(conflist("-bad", "myc9", &[]).is_err());
+        assert!(conflist("mycelium", "a/b", &[], None).is_err());
+        assert!(conflist("-bad", "myc9", &[], None).is_err());
+        let bad = conflist("m", "myc9", &[], Some(serde_json::json!(["4aa::/64", "x"])));
+        assert!(bad.unwrap_err().contains("overlayIngress[1]"));
+    }
+
+    fn options(args: &[&str]) -> Options {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Options::parse(&args, &["overlay-ingress", "overlay-allow"], &[]).unwrap()
+    }
+
+    #[test]
+    fn overlay_ingress_options_make_the_key() {
+        assert_eq!(overlay_ingress(&options(&[])).unwrap(), None);
+        let replies = overlay_ingress(&options(&["--overlay-ingress", "replies"])).unwrap();
+        assert_eq!(replies, Some("replies".into()));
+        let listed = ["--overlay-allow", "4aa::/64", "--overlay-allow=5b0::/64"];
+        let allowed = overlay_ingress(&options(&listed)).unwrap();
+        assert_eq!(allowed, Some(serde_json::json!(["4aa::/64", "5b0::/64"])));
+        let both = ["--overlay-ingress", "open", "--overlay-allow", "4aa::/64"];
+        assert!(overlay_ingress(&options(&both)).is_err());
+        let text = conflist("m", "myc9", &[], replies).unwrap();
+        assert!(text.contains(r#""overlayIngress":"replies""#), "{text}");
     }
 
     #[test]

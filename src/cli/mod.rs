@@ -3,6 +3,7 @@
 //! return what to print and the exit code; main.rs prints.
 
 mod doctor;
+mod doctor_ingress;
 mod install;
 mod list;
 
@@ -32,6 +33,7 @@ impl Outcome {
 pub const USAGE: &str = "usage:
   mycelium-cni install [--bin-dir DIR] [--conf-dir DIR] [--interface NAME]
                        [--service-cidr CIDR]... [--name NAME] [--wait]
+                       [--overlay-ingress open|replies] [--overlay-allow CIDR]...
   mycelium-cni uninstall [--bin-dir DIR] [--conf-dir DIR] [--keep-filter]
   mycelium-cni doctor [--interface NAME] [--conf PATH] [--bin-dir DIR]
   mycelium-cni list
@@ -104,7 +106,15 @@ pub fn run(command: &str, args: &[String]) -> Outcome {
     let parsed = match command {
         "install" => Options::parse(
             args,
-            &["bin-dir", "conf-dir", "interface", "service-cidr", "name"],
+            &[
+                "bin-dir",
+                "conf-dir",
+                "interface",
+                "service-cidr",
+                "name",
+                "overlay-ingress",
+                "overlay-allow",
+            ],
             &["wait"],
         ),
         "uninstall" => Options::parse(args, &["bin-dir", "conf-dir"], &["keep-filter"]),

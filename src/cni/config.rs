@@ -257,6 +257,7 @@ mod tests {
         assert!(!off.source_filter);
         let error = parse(r#"{"cniVersion":"1.0.0","name":"m","sourceFilter":"no"}"#).unwrap_err();
         assert!(error.msg.contains("sourceFilter"), "{}", error.msg);
+        assert_eq!(conf.overlay_ingress, OverlayIngress::Open);
     }
 
     #[test]
@@ -434,5 +435,43 @@ mod tests {
         );
         assert_eq!(peek_version(br#"{"cniVersion":"7"}"#), None);
         assert_eq!(peek_version(b"{"), None);
+    }
+
+    #[test]
+    fn overlay_ingress_takes_open_replies_or_prefixes() {
+        let with = |value: &str| {
+            parse(&format!(
+                r#"{{"cniVersion":"1.0.0","name":"m","overlayIngress":{value}}}"#
+            ))
+        };
+        assert_eq!(
+            with(r#""open""#).unwrap().overlay_ingress,
+            OverlayIngress::Open
+        );
+        assert_eq!(
+            with(r#""replies""#).unwrap().overlay_ingress,
+            OverlayIngress::Replies
+        );
+        let listed = with(r#"["4a1:b2c3:d4e5:f607::1/64", "5b2::/16"]"#).unwrap();
+        let prefixes = ["4a1:b2c3:d4e5:f607::/64", "5b2::/16"].map(|p| p.parse().unwrap());
+        assert_eq!(
+            listed.overlay_ingress,
+            OverlayIngress::RepliesAnd(prefixes.to_vec())
+        );
+        assert_eq!(
+            listed.overlay_ingress.to_string(),
+            "replies, and from 4a1:b2c3:d4e5:f607::/64 5b2::/16"
+        );
+        for (value, named) in [
+            (r#""closed""#, "closed"),
+            (r#"["4aa::/64", "10.0.0.0/8"]"#, "overlayIngress[1]"),
+            (r#"["4aa::/64", 7]"#, "overlayIngress[1]"),
+            (r#"["4aa::/200"]"#, "overlayIngress[0]"),
+            ("true", "overlayIngress"),
+        ] {
+            let error = with(value).unwrap_err();
+            assert_eq!(error.code, INVALID_CONFIG, "{value}");
+            assert!(error.msg.contains(named), "{value}: {}", error.msg);
+        }
     }
 }

@@ -110,6 +110,82 @@ fn base_chain_on_prerouting_at_raw() {
     assert_eq!(emit(nft::new_chain(INET, &chain), 4), expected);
 }
 
+#[test]
+fn plain_chain_create_delete_and_forward_base_chain() {
+    let names = [string(1, "t"), string(3, "overlay-in-n")]; // TABLE, NAME
+    let create = message(nft_type(3), REQUEST | ACK | CREATE, 8, INET, 0, &names);
+    assert_eq!(
+        emit(nft::new_plain_chain(INET, "t", "overlay-in-n"), 8),
+        create
+    );
+    let delete = message(nft_type(5), REQUEST | ACK, 9, INET, 0, &names); // DELCHAIN
+    assert_eq!(
+        emit(nft::delete_chain(INET, "t", "overlay-in-n"), 9),
+        delete
+    );
+    let hook = nest(4, &[be32(1, 2), be32(2, 0)]); // NF_INET_FORWARD, priority filter
+    let attrs = [
+        string(1, "t"),
+        string(3, "overlay-in-n"),
+        string(7, "filter"),
+        be32(5, 1),
+        hook,
+    ];
+    let expected = message(nft_type(3), REQUEST | ACK | CREATE, 10, INET, 0, &attrs);
+    let chain = nft::BaseChain {
+        table: "t",
+        name: "overlay-in-n",
+        hook: nft::NF_INET_FORWARD,
+        priority: nft::NF_IP_PRI_FILTER,
+        policy: nft::NF_ACCEPT,
+    };
+    assert_eq!(emit(nft::new_chain(INET, &chain), 10), expected);
+    // Replacing a chain: table and chain made sure of, deleted, made anew.
+    let kinds: Vec<u16> = nft::replace_chain(INET, &chain, &[vec![nft::counter()]])
+        .iter()
+        .map(|(kind, _, _)| kind & 0xff)
+        .collect();
+    assert_eq!(kinds, [0, 3, 5, 3, 6]);
+}
+
+#[test]
+fn conntrack_and_bitwise_expressions() {
+    let exprs = [
+        nft::ct_load(nft::NFT_CT_STATE),
+        nft::bitwise_and(&6u32.to_ne_bytes()),
+        nft::meta_load(nft::NFT_META_OIFGROUP),
+    ];
+    let list = nest(
+        4,
+        &[
+            element("ct", &[be32(1, 1), be32(2, 0)]), // DREG 1, KEY state
+            // SREG 1, DREG 1, LEN 4, OP mask-xor, MASK { VALUE }, XOR { VALUE }
+            element(
+                "bitwise",
+                &[
+                    be32(1, 1),
+                    be32(2, 1),
+                    be32(3, 4),
+                    be32(6, 0),
+                    nest(4, &[attr(1, &6u32.to_ne_bytes())]),
+                    nest(5, &[attr(1, &[0; 4])]),
+                ],
+            ),
+            element("meta", &[be32(2, 22), be32(1, 1)]), // KEY oifgroup, DREG 1
+        ],
+    );
+    let attrs = [string(1, "t"), string(2, "c"), list];
+    let expected = message(
+        nft_type(6),
+        REQUEST | ACK | CREATE | APPEND,
+        11,
+        INET,
+        0,
+        &attrs,
+    );
+    assert_eq!(emit(nft::new_rule(INET, "t", "c", &exprs), 11), expected);
+}
+
 /// NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { ... } }
 fn element(name: &str, data: &[Vec<u8>]) -> Vec<u8> {
     nest(1, &[string(1, name), nest(2, data)])
