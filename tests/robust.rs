@@ -159,9 +159,10 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
     let sysctls_before = sysctls(&node);
 
     // 3 checks of the Mycelium interface (link, addresses, route), the
-    // source filter's rules (present since the warm-up), the pod interface,
-    // create, look up, alias, fe80::1, /128 claim, then 5 in the pod.
-    const REQUESTS_IN_ADD: usize = 15;
+    // source filter's rules (present since the warm-up), the network's
+    // overlay ingress chain (none: open), the pod interface, create, look
+    // up, alias, fe80::1, /128 claim, then 5 in the pod.
+    const REQUESTS_IN_ADD: usize = 16;
     for n in 1..=REQUESTS_IN_ADD + 1 {
         let pod = Netns::new("-kill");
         // lo up, as the loopback plugin leaves it: ADD sets it up too and DEL
@@ -194,9 +195,9 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
             .ns
             .ip(&["-d", "link", "show"])
             .contains(&format!("alias mycnet/{container}/"));
-        // The pair exists from request 7 on; request 8 writes its alias.
-        assert_eq!(node.host_veths().len(), usize::from(n >= 7), "request {n}");
-        assert_eq!(labelled, n >= 9, "request {n}");
+        // The pair exists from request 8 on; request 9 writes its alias.
+        assert_eq!(node.host_veths().len(), usize::from(n >= 8), "request {n}");
+        assert_eq!(labelled, n >= 10, "request {n}");
         if n % 2 == 0 && labelled {
             let mut gc = conf.clone();
             gc["cni.dev/valid-attachments"] = json!([]);
