@@ -202,3 +202,5 @@ ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"
+echo
+bash scripts/bench/ingress.sh "$RUNS"
