@@ -11,7 +11,7 @@ pub const OVERLAY_PREFIX_LEN: u8 = 7;
 /// Interface IDs of pod addresses start with this, apart from hand-made ones.
 const IID_MARKER: u64 = 0xff0f << 48;
 /// IFALIASZ is 256 and the kernel keeps at most 255 bytes of the attribute,
-/// which netlink-packet-route sends with a NUL: 254 bytes of text.
+/// which we send with a NUL (`attrs::Body::string`): 254 bytes of text.
 pub const MAX_ALIAS_LEN: usize = 254;
 
 pub struct AttachmentId<'a> {
