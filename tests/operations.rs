@@ -175,6 +175,34 @@ fn doctor_reports_findings_with_fixes() {
         "{report}"
     );
 
+    // Each network's overlayIngress: open warns with the fix; another
+    // network's replies is reported in force once a pod made its chain.
+    assert!(
+        report.contains("warn  network mycelium: overlayIngress open: every node on the Mycelium overlay can reach its pods\n      fix: set \"overlayIngress\": \"replies\""),
+        "{report}"
+    );
+    let replies = serde_json::json!({"cniVersion": "1.0.0", "name": "rep", "plugins": [
+        {"type": "mycelium-cni", "myceliumInterface": TUN, "overlayIngress": "replies"}]});
+    std::fs::write(conf_dir.join("20-rep.conflist"), replies.to_string()).unwrap();
+    let (_, report) = human(&node, &args);
+    assert!(
+        report.contains("warn  network rep: overlayIngress replies: its chain is missing"),
+        "{report}"
+    );
+    let mut rep_conf = node.conf("1.0.0");
+    rep_conf["name"] = "rep".into();
+    rep_conf["overlayIngress"] = "replies".into();
+    let rep_pod = Netns::new("-doc");
+    node.add("ctr-rep", &rep_pod, &rep_conf).ok();
+    let (code, report) = human(&node, &args);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(
+            "ok    network rep: overlayIngress replies: in force, 0 unsolicited packets dropped"
+        ),
+        "{report}"
+    );
+
     node.ns.ip(&["link", "set", TUN, "down"]);
     let (code, report) = human(&node, &args);
     assert_eq!(code, 1, "{report}");
