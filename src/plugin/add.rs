@@ -95,27 +95,30 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
 }
 
-/// The source filter, then the network's overlay ingress control. With
-/// `open` and no source filter, a node without nf_tables still works: a
-/// chain of an earlier setting is then removed only if nf_tables answers.
+/// The source filter, then the network's overlay ingress control.
 fn ensure_nf_tables(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
-    let open = conf.overlay_ingress == OverlayIngress::Open;
-    let mut nft = match filter::open() {
-        Ok(nft) => nft,
-        Err(error) if open && !conf.source_filter => {
+    if conf.source_filter {
+        let mut nft = filter::open().map_err(filter::unusable)?;
+        filter::ensure(&mut nft).map_err(filter::unusable)?;
+        return ensure_ingress(Ok(nft), host, conf);
+    }
+    ensure_ingress(filter::open(), host, conf)
+}
+
+/// With `open`, nf_tables is only asked whether a chain of an earlier
+/// setting is left to remove: a node without nf_tables still works.
+fn ensure_ingress(nft: CniResult<Netlink>, host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
+    let ensured = nft.and_then(|mut nft| ingress::ensure(&mut nft, host, conf));
+    match ensured {
+        Err(error) if conf.overlay_ingress == OverlayIngress::Open => {
             log::line(&format!(
-                "overlayIngress open, nf_tables not reachable: {}",
+                "overlayIngress open; nf_tables not asked: {}",
                 error.msg
             ));
-            return Ok(());
+            Ok(())
         }
-        Err(error) if conf.source_filter => return Err(filter::unusable(error)),
-        Err(error) => return Err(ingress::unusable(error)),
-    };
-    if conf.source_filter {
-        filter::ensure(&mut nft).map_err(filter::unusable)?;
+        other => other.map_err(ingress::unusable),
     }
-    ingress::ensure(&mut nft, host, conf).map_err(ingress::unusable)
 }
 
 /// Creates the pair under the first free derived host name. A link with

@@ -109,8 +109,8 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
 /// setting is left (with `open` and no nf_tables, there is nothing to ask).
 fn check_overlay_ingress(conf: &NetConf) -> CniResult<()> {
     let open = conf.overlay_ingress == OverlayIngress::Open;
-    let state = match filter::open() {
-        Ok(mut nl) => ingress::state(&mut nl, conf)?,
+    let state = match filter::open().and_then(|mut nl| ingress::state(&mut nl, conf)) {
+        Ok(state) => state,
         Err(_) if open => return Ok(()),
         Err(error) => return Err(ingress::unusable(error)),
     };

@@ -32,9 +32,10 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
-    match filter::open() {
-        Ok(mut nft) => ingress::ensure(&mut nft, &mut host, conf).map_err(ingress::unusable),
+    let ensured = filter::open().and_then(|mut nft| ingress::ensure(&mut nft, &mut host, conf));
+    match ensured {
+        // With `open` there may be no nf_tables at all, and nothing to do.
         Err(_) if conf.overlay_ingress == OverlayIngress::Open => Ok(()),
-        Err(error) => Err(ingress::unusable(error)),
+        other => other.map_err(ingress::unusable),
     }
 }
