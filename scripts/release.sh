@@ -2,14 +2,19 @@
 # Builds the static release binaries for x86_64, aarch64 and armv7 and packs
 #   target/dist/mycelium-cni-linux-<arch>-v<version>.tgz (+ .sha256, .sha512)
 # (<arch>: amd64, arm64, or arm for 32-bit ARMv7 with hard float), each with
-# the binary, README.md, LICENSE and conf/10-mycelium.conflist.
+# the binary, README.md, LICENSE and conf/10-mycelium.conflist; then the
+# DaemonSet image for linux/amd64, linux/arm64 and linux/arm/v7 as one OCI
+# archive holding the image index, target/dist/mycelium-cni-image-v<version>.tar
+# (+ .sha256), built offline by podman from conf/Containerfile with storage
+# of its own under a temporary directory.
 # Reproducible: the same sources, toolchain and cargo home path give the same
 # bytes (the binary is a plain `cargo build --release --target T`, whose flags
 # are in .cargo/config.toml; our own sources are compiled under relative
 # paths; tar entries sorted with fixed owner and mtime, gzip without name or
 # time). The cargo home path shows in dependencies' panic locations.
 # `scripts/release.sh --verify` builds everything twice in separate target
-# directories and compares the archives.
+# directories and compares the archives (not the image: podman's image index
+# differs between two builds of the same binaries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -37,12 +42,35 @@ release() { # TARGET_DIR OUT_DIR
   done
 }
 
+# The image index from the binaries just built (podman, offline: FROM scratch).
+image() { # TARGET_DIR OUT_DIR
+  local dir=$1 out=$2 work tag="localhost/mycelium-cni:$VERSION"
+  local archive="$out/mycelium-cni-image-v$VERSION.tar"
+  command -v podman >/dev/null || { echo "$0: the image needs podman (apt-get install podman)" >&2; exit 1; }
+  work=$(mktemp -d)
+  for pair in "x86_64-unknown-linux-musl linux-amd64" "aarch64-unknown-linux-musl linux-arm64" "$ARMV7 linux-armv7"; do
+    read -r target platform <<<"$pair"
+    install -D -m 0755 "$dir/$target/release/mycelium-cni" "$work/context/$platform/mycelium-cni"
+  done
+  local p=(podman --root "$work/root" --runroot "$work/run" --storage-driver vfs)
+  # (podman warns that amd64 and arm64 have no TARGETVARIANT: said on failure only)
+  "${p[@]}" build -q --timestamp "$EPOCH" --platform linux/amd64,linux/arm64,linux/arm/v7 \
+    --manifest "$tag" -f conf/Containerfile "$work/context" >/dev/null 2>"$work/build.log" ||
+    { cat "$work/build.log" >&2; exit 1; }
+  rm -f "$archive"
+  "${p[@]}" manifest push -q --all "$tag" "oci-archive:$archive" >/dev/null
+  "${p[@]}" rmi -a -f >/dev/null 2>&1 || true
+  rm -rf "$work"
+  (cd "$out" && sha256sum "$(basename "$archive")" >"$(basename "$archive").sha256")
+  echo "$archive: image index for linux/amd64, linux/arm64, linux/arm/v7"
+}
+
 if [ "${1:-}" = --verify ]; then
   a=$(mktemp -d) b=$(mktemp -d)
   trap 'rm -rf "$a" "$b"' EXIT
   release "$a/target" "$a/dist"
   release "$b/target" "$b/dist"
-  if diff <(cd "$a/dist" && cat ./*.sha256) <(cd "$b/dist" && cat ./*.sha256); then
+  if diff <(cd "$a/dist" && cat ./*.tgz.sha256) <(cd "$b/dist" && cat ./*.tgz.sha256); then
     echo "reproducible: two clean builds gave identical archives"
   else
     echo "NOT reproducible" >&2
@@ -51,3 +79,4 @@ if [ "${1:-}" = --verify ]; then
   exit 0
 fi
 release target target/dist
+image target target/dist
