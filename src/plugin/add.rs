@@ -10,7 +10,7 @@ use super::node::{self, Node};
 use super::pod::Pod;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
 use super::{filter, ingress};
-use crate::cni::config::{NetConf, OverlayIngress};
+use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{
     CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS, Wrap,
@@ -100,25 +100,9 @@ fn ensure_nf_tables(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
     if conf.source_filter {
         let mut nft = filter::open().map_err(filter::unusable)?;
         filter::ensure(&mut nft).map_err(filter::unusable)?;
-        return ensure_ingress(Ok(nft), host, conf);
+        return ingress::ensure_configured(Ok(nft), host, conf);
     }
-    ensure_ingress(filter::open(), host, conf)
-}
-
-/// With `open`, nf_tables is only asked whether a chain of an earlier
-/// setting is left to remove: a node without nf_tables still works.
-fn ensure_ingress(nft: CniResult<Netlink>, host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
-    let ensured = nft.and_then(|mut nft| ingress::ensure(&mut nft, host, conf));
-    match ensured {
-        Err(error) if conf.overlay_ingress == OverlayIngress::Open => {
-            log::line(&format!(
-                "overlayIngress open; nf_tables not asked: {}",
-                error.msg
-            ));
-            Ok(())
-        }
-        other => other.map_err(ingress::unusable),
-    }
+    ingress::ensure_configured(filter::open(), host, conf)
 }
 
 /// Creates the pair under the first free derived host name. A link with

@@ -7,7 +7,7 @@ use super::host_veth::is_ours;
 use super::naming::parse_alias;
 use super::open_host;
 use super::{filter, ingress};
-use crate::cni::config::{NetConf, OverlayIngress, ValidAttachment};
+use crate::cni::config::{NetConf, ValidAttachment};
 use crate::cni::error::{CniResult, Wrap};
 use crate::log;
 
@@ -32,10 +32,5 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
-    let ensured = filter::open().and_then(|mut nft| ingress::ensure(&mut nft, &mut host, conf));
-    match ensured {
-        // With `open` there may be no nf_tables at all, and nothing to do.
-        Err(_) if conf.overlay_ingress == OverlayIngress::Open => Ok(()),
-        other => other.map_err(ingress::unusable),
-    }
+    ingress::ensure_configured(filter::open(), &mut host, conf)
 }

@@ -22,6 +22,7 @@ use super::host_veth::is_ours;
 use super::naming::parse_alias;
 use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::error::{CniError, CniResult, IO_FAILURE, Wrap};
+use crate::log;
 use crate::netlink::Netlink;
 use crate::netlink::nftables::{self as nft, BaseChain, Expr};
 use ipnetwork::Ipv6Network;
@@ -211,6 +212,27 @@ pub fn ensure(nft_nl: &mut Netlink, host: &mut Netlink, conf: &NetConf) -> CniRe
                 .batch(&changes)
                 .wrap(format_args!("install chain {name} in table inet {TABLE}"))
         }
+    }
+}
+
+/// ADD's and GC's call: `ensure` with the error made a CNI one. With
+/// `open` a failure is only logged: nf_tables is asked just for a chain of
+/// an earlier setting, and a node without nf_tables must still work.
+pub fn ensure_configured(
+    nft: CniResult<Netlink>,
+    host: &mut Netlink,
+    conf: &NetConf,
+) -> CniResult<()> {
+    let ensured = nft.and_then(|mut nft| ensure(&mut nft, host, conf));
+    match ensured {
+        Err(error) if conf.overlay_ingress == OverlayIngress::Open => {
+            let msg = &error.msg;
+            log::line(&format!(
+                "overlayIngress open; no earlier chain removed: {msg}"
+            ));
+            Ok(())
+        }
+        other => other.map_err(unusable),
     }
 }
 
