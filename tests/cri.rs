@@ -11,7 +11,7 @@ mod common;
 #[path = "cri/fixture.rs"]
 mod fixture;
 
-use common::{TUN, binary, require_root};
+use common::{TUN, binary, require_root, source_filter_drops};
 use fixture::{Containerd, PAGE, Pod, WEB_PORT};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
@@ -155,21 +155,6 @@ fn pod_up(cri: &Containerd) -> Pod {
     pod
 }
 
-/// The IPv6 drop counter of the source filter on the node.
-fn spoofs_dropped(cri: &Containerd) -> u64 {
-    let table = cri
-        .node
-        .ns
-        .run(&["nft", "list", "table", "inet", "mycelium-cni"]);
-    let counters: Vec<u64> = table
-        .lines()
-        .filter_map(|line| line.split("counter packets ").nth(1))
-        .filter_map(|after| after.split(' ').next()?.parse().ok())
-        .collect();
-    assert_eq!(counters.len(), 2, "source filter rules: {table}");
-    counters[1]
-}
-
 /// 3. A container in the sandbox reaches the node and a second pod, the
 ///    node reaches it, and it cannot send as its neighbour.
 fn traffic(cri: &Containerd, p1: &mut Pod) -> Pod {
@@ -190,7 +175,7 @@ fn traffic(cri: &Containerd, p1: &mut Pod) -> Pod {
     );
     assert!(cri.node.ns.ping(&p1.ip), "{CHECK}: node -> pod");
 
-    let dropped = spoofs_dropped(cri);
+    let dropped = source_filter_drops(&cri.node).1;
     let forged = format!("{}/128", p2.ip);
     // (busybox ip has no nodad: wait out duplicate address detection.)
     let add = format!("ip -6 addr add {forged} dev eth0 && sleep 2");
@@ -202,7 +187,7 @@ fn traffic(cri: &Containerd, p1: &mut Pod) -> Pod {
         "{CHECK}: a ping sent as the neighbour got a reply"
     );
     assert!(
-        spoofs_dropped(cri) > dropped,
+        source_filter_drops(&cri.node).1 > dropped,
         "{CHECK}: the source filter did not count the forged packet"
     );
     let del = ["ip", "-6", "addr", "del", &forged, "dev", "eth0"];

@@ -5,25 +5,10 @@
 
 mod common;
 
-use common::{Netns, Node, TUN, pod_address, require_root};
+use common::{Netns, Node, TUN, pod_address, require_root, source_filter_drops};
 use serde_json::Value;
 
 const TABLE: &str = "mycelium-cni";
-
-/// The packets each drop rule has counted: (IPv4, IPv6).
-fn drop_counters(node: &Node) -> (u64, u64) {
-    let table = node.ns.run(&["nft", "list", "table", "inet", TABLE]);
-    let counts: Vec<u64> = table
-        .lines()
-        .filter(|line| line.contains("counter packets"))
-        .map(|line| {
-            let after = line.split("counter packets ").nth(1).unwrap();
-            after.split(' ').next().unwrap().parse().unwrap()
-        })
-        .collect();
-    assert_eq!(counts.len(), 2, "{table}");
-    (counts[0], counts[1])
-}
 
 /// Counts, in the node, packets with one of `sources` leaving through the
 /// TUN (the node's own MLD reports and the like are not counted).
@@ -75,7 +60,7 @@ fn a_pod_cannot_send_as_anyone_else() {
     count_echo_requests(&pod_b);
     count_echo_requests(&node.ns);
     let (b_before, node_before) = (echo_requests_seen(&pod_b), echo_requests_seen(&node.ns));
-    let (_, dropped_before) = drop_counters(&node);
+    let (_, dropped_before) = source_filter_drops(&node);
 
     let forged = [
         address_b.as_str(),              // the neighbour pod
@@ -120,7 +105,7 @@ fn a_pod_cannot_send_as_anyone_else() {
         0,
         "forged packets left through the TUN"
     );
-    let (_, dropped_after) = drop_counters(&node);
+    let (_, dropped_after) = source_filter_drops(&node);
     assert!(
         dropped_after >= dropped_before + attempts,
         "drop counter {dropped_before} -> {dropped_after} for {attempts} attempts"
@@ -142,9 +127,13 @@ fn a_pod_cannot_send_as_anyone_else() {
         "dev",
         "eth0",
     ]);
-    let (ipv4_before, _) = drop_counters(&node);
+    let (ipv4_before, _) = source_filter_drops(&node);
     assert!(!pod_a.exec(&["ping", "-4", "-c", "2", "-W", "1", "10.77.0.1"]));
-    assert_eq!(drop_counters(&node).0, ipv4_before + 2, "IPv4 not dropped");
+    assert_eq!(
+        source_filter_drops(&node).0,
+        ipv4_before + 2,
+        "IPv4 not dropped"
+    );
     assert_eq!(
         echo_requests_seen(&node.ns).1,
         node_before.1,
@@ -190,7 +179,7 @@ fn racing_adds_on_a_fresh_node_make_one_filter() {
         node.del(&format!("ctr-{i}"), &pod.path(), &conf).ok();
     }
     // DEL leaves the filter: other pods may still use it.
-    assert_eq!(drop_counters(&node), (0, 0));
+    assert_eq!(source_filter_drops(&node), (0, 0));
 }
 
 /// CHECK fails (code 11) when the table is deleted or altered; the next
@@ -301,7 +290,11 @@ fn add_killed_before_the_filter_batch_leaves_nothing() {
     assert!(node.host_veths().is_empty());
     let killed = node.killed_at_request(6, &env, &conf.to_string());
     assert_ne!(killed.code, 0, "ADD was not killed after the batch");
-    assert_eq!(drop_counters(&node), (0, 0), "the batch applied whole");
+    assert_eq!(
+        source_filter_drops(&node),
+        (0, 0),
+        "the batch applied whole"
+    );
     assert!(node.host_veths().is_empty());
     node.add("ctr-kbatch", &pod, &conf).ok();
     node.del("ctr-kbatch", &path, &conf).ok();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Cluster, NODE_A, Netns, Node, pod_address, require_root};
+use common::{Cluster, NODE_A, Netns, Node, pod_address, require_root, source_filter_drops};
 
 fn forward_rule(node: &Node, args: &[&str]) {
     let mut all = vec!["ip6tables", "-w"];
@@ -30,18 +30,6 @@ fn forwarded(node: &Node, source: &str, dest: &str) -> u64 {
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .next()
         .unwrap_or_else(|| panic!("no counting rule {source} -> {dest}: {listing}"))
-}
-
-fn ipv6_drops(node: &Node) -> u64 {
-    let table = node
-        .ns
-        .run(&["nft", "list", "table", "inet", "mycelium-cni"]);
-    let counters: Vec<u64> = table
-        .lines()
-        .filter_map(|line| line.split("counter packets ").nth(1))
-        .filter_map(|after| after.split(' ').next()?.parse().ok())
-        .collect();
-    counters[1]
 }
 
 #[test]
@@ -122,7 +110,7 @@ fn pod_traffic_crosses_forward_where_network_policy_rules_decide() {
 
     // Side by side: the source filter still drops a pod sending as another.
     forward_rule(a, &["-I", "FORWARD", "1", "-j", "MCNI-POLICY"]);
-    let dropped = ipv6_drops(a);
+    let dropped = source_filter_drops(a).1;
     let forged = format!("{target_ip}/128");
     neighbour.ip(&["-6", "addr", "add", &forged, "dev", "eth0", "nodad"]);
     let spoof = [
@@ -130,7 +118,7 @@ fn pod_traffic_crosses_forward_where_network_policy_rules_decide() {
     ];
     assert!(!neighbour.exec(&spoof), "a forged source got a reply");
     assert!(
-        ipv6_drops(a) > dropped,
+        source_filter_drops(a).1 > dropped,
         "the source filter did not drop the forged packet"
     );
     neighbour.ip(&["-6", "addr", "del", &forged, "dev", "eth0"]);

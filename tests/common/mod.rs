@@ -522,6 +522,21 @@ impl Drop for Server {
     }
 }
 
+/// The packets the source filter's two drop rules counted: (IPv4, IPv6).
+pub fn source_filter_drops(node: &Node) -> (u64, u64) {
+    let table = node
+        .ns
+        .run(&["nft", "list", "table", "inet", "mycelium-cni"]);
+    let counts: Vec<u64> = table
+        .lines()
+        .filter(|line| line.contains(" drop"))
+        .filter_map(|line| line.split("counter packets ").nth(1))
+        .filter_map(|after| after.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 2, "source filter rules: {table}");
+    (counts[0], counts[1])
+}
+
 /// Connects from `ns` to [address]:port over TCP and returns what it reads.
 pub fn tcp_get(ns: &Netns, address: &str, port: u16) -> String {
     let script = format!(
