@@ -53,10 +53,14 @@ image() { # TARGET_DIR OUT_DIR
     install -D -m 0755 "$dir/$target/release/mycelium-cni" "$work/context/$platform/mycelium-cni"
   done
   local p=(podman --root "$work/root" --runroot "$work/run" --storage-driver vfs)
-  # (podman warns that amd64 and arm64 have no TARGETVARIANT: said on failure only)
-  "${p[@]}" build -q --timestamp "$EPOCH" --platform linux/amd64,linux/arm64,linux/arm/v7 \
-    --manifest "$tag" -f conf/Containerfile "$work/context" >/dev/null 2>"$work/build.log" ||
-    { cat "$work/build.log" >&2; exit 1; }
+  # One platform at a time: podman 4.3 building several at once was seen to
+  # label the amd64 image with arm's variant. (It warns that amd64 and arm64
+  # have no TARGETVARIANT: shown on failure only.)
+  for platform in linux/amd64 linux/arm64 linux/arm/v7; do
+    "${p[@]}" build -q --timestamp "$EPOCH" --platform "$platform" \
+      --manifest "$tag" -f conf/Containerfile "$work/context" >/dev/null 2>"$work/build.log" ||
+      { cat "$work/build.log" >&2; exit 1; }
+  done
   rm -f "$archive"
   "${p[@]}" manifest push -q --all "$tag" "oci-archive:$archive" >/dev/null
   "${p[@]}" rmi -a -f >/dev/null 2>&1 || true
