@@ -278,17 +278,11 @@ fn add_killed_before_the_filter_batch_leaves_nothing() {
     let conf = node.conf("1.0.0");
     let pod = Netns::new("-kbatch");
     let path = pod.path();
-    let env = [
-        ("CNI_COMMAND", "ADD"),
-        ("CNI_CONTAINERID", "ctr-kbatch"),
-        ("CNI_NETNS", path.as_str()),
-        ("CNI_IFNAME", "eth0"),
-    ];
-    let killed = node.killed_at_request(5, &env, &conf.to_string());
+    let killed = node.killed_add_at_request(5, "ctr-kbatch", &path, &conf);
     assert_ne!(killed.code, 0, "ADD was not killed");
     assert_eq!(node.ns.run(&["nft", "list", "ruleset"]).trim(), "");
     assert!(node.host_veths().is_empty());
-    let killed = node.killed_at_request(6, &env, &conf.to_string());
+    let killed = node.killed_add_at_request(6, "ctr-kbatch", &path, &conf);
     assert_ne!(killed.code, 0, "ADD was not killed after the batch");
     assert_eq!(
         source_filter_drops(&node),

@@ -249,13 +249,7 @@ fn del_and_gc_leave_nothing_and_gc_adopts_earlier_pods() {
         let pod = Netns::new("-ikill");
         let container = format!("ctr-kill-{n}");
         let path = pod.path();
-        let env = [
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", container.as_str()),
-            ("CNI_NETNS", path.as_str()),
-            ("CNI_IFNAME", "eth0"),
-        ];
-        let outcome = node.killed_at_request(n, &env, &replies.to_string());
+        let outcome = node.killed_add_at_request(n, &container, &path, &replies);
         assert_ne!(outcome.code, 0, "request {n}: ADD was not killed");
         killed.push(pod);
     }

@@ -171,13 +171,7 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
         let pod_before = pod.state();
         let container = format!("ctr-kill-{n}");
         let path = pod.path();
-        let env = [
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", container.as_str()),
-            ("CNI_NETNS", path.as_str()),
-            ("CNI_IFNAME", "eth0"),
-        ];
-        let killed = node.killed_at_request(n, &env, &conf.to_string());
+        let killed = node.killed_add_at_request(n, &container, &path, &conf);
         if n > REQUESTS_IN_ADD {
             // Past the last request: ADD completes, so the count above is right.
             killed.ok();

@@ -8,7 +8,7 @@ use super::attrs::Body;
 pub use super::nft_expr::*;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
-use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
 
 pub const NFPROTO_INET: u8 = 1;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -43,29 +43,15 @@ pub const NF_INET_FORWARD: u32 = 2;
 pub const NF_IP_PRI_RAW: i32 = -300;
 pub const NF_IP_PRI_FILTER: i32 = 0;
 
-/// A nfgenmsg and its attributes: the body of one nf_tables message.
-#[derive(Debug, PartialEq, Eq)]
-pub struct NfMessage {
-    body: Vec<u8>,
-}
+/// The body of one nf_tables message: a nfgenmsg (family, version 0,
+/// res_id big-endian), then `attrs`.
+pub type NfMessage = Body;
 
-impl NfMessage {
-    fn new(family: u8, res_id: u16, attrs: &Body) -> Self {
-        let mut body = vec![family, 0];
-        body.extend_from_slice(&res_id.to_be_bytes());
-        body.extend_from_slice(&attrs.bytes);
-        NfMessage { body }
-    }
-}
-
-impl Emitable for NfMessage {
-    fn buffer_len(&self) -> usize {
-        self.body.len()
-    }
-
-    fn emit(&self, buffer: &mut [u8]) {
-        buffer.copy_from_slice(&self.body);
-    }
+fn nf_message(family: u8, res_id: u16, attrs: &Body) -> NfMessage {
+    let [high, low] = res_id.to_be_bytes();
+    let mut message = Body::with_header(&[family, 0, high, low]);
+    message.bytes.extend_from_slice(&attrs.bytes);
+    message
 }
 
 fn nft_type(message: u16) -> u16 {
@@ -89,18 +75,14 @@ pub fn new_table(family: u8, name: &str) -> Change {
     attrs
         .string(NFTA_TABLE_NAME, name)
         .be32(NFTA_TABLE_FLAGS, 0);
-    let message = NfMessage::new(family, 0, &attrs);
+    let message = nf_message(family, 0, &attrs);
     (nft_type(NFT_MSG_NEWTABLE), NLM_F_CREATE, message)
 }
 
 pub fn delete_table(family: u8, name: &str) -> Change {
     let mut attrs = Body::default();
     attrs.string(NFTA_TABLE_NAME, name);
-    (
-        nft_type(NFT_MSG_DELTABLE),
-        0,
-        NfMessage::new(family, 0, &attrs),
-    )
+    (nft_type(NFT_MSG_DELTABLE), 0, nf_message(family, 0, &attrs))
 }
 
 pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
@@ -114,32 +96,21 @@ pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
         .string(NFTA_CHAIN_TYPE, "filter")
         .be32(NFTA_CHAIN_POLICY, chain.policy)
         .nested(NFTA_CHAIN_HOOK, &hook);
-    let message = NfMessage::new(family, 0, &attrs);
+    let message = nf_message(family, 0, &attrs);
     (nft_type(NFT_MSG_NEWCHAIN), NLM_F_CREATE, message)
 }
 
 /// A chain named `name` (no hook): creates a regular chain when there is
 /// none, and changes nothing in one that exists, base chain or not.
 pub fn new_plain_chain(family: u8, table: &str, name: &str) -> Change {
-    let mut attrs = Body::default();
-    attrs
-        .string(NFTA_CHAIN_TABLE, table)
-        .string(NFTA_CHAIN_NAME, name);
-    let message = NfMessage::new(family, 0, &attrs);
+    let message = chain_get_request(family, table, name);
     (nft_type(NFT_MSG_NEWCHAIN), NLM_F_CREATE, message)
 }
 
 /// Deletes a chain with its rules.
 pub fn delete_chain(family: u8, table: &str, name: &str) -> Change {
-    let mut attrs = Body::default();
-    attrs
-        .string(NFTA_CHAIN_TABLE, table)
-        .string(NFTA_CHAIN_NAME, name);
-    (
-        nft_type(NFT_MSG_DELCHAIN),
-        0,
-        NfMessage::new(family, 0, &attrs),
-    )
+    let message = chain_get_request(family, table, name);
+    (nft_type(NFT_MSG_DELCHAIN), 0, message)
 }
 
 /// Removes `name` from `table` whether or not either exists: both are
@@ -180,7 +151,7 @@ pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change 
         .string(NFTA_RULE_TABLE, table)
         .string(NFTA_RULE_CHAIN, chain)
         .nested(NFTA_RULE_EXPRESSIONS, &list);
-    let message = NfMessage::new(family, 0, &attrs);
+    let message = nf_message(family, 0, &attrs);
     (
         nft_type(NFT_MSG_NEWRULE),
         NLM_F_CREATE | NLM_F_APPEND,
@@ -194,20 +165,22 @@ pub fn rule_dump_request(family: u8, table: &str, chain: &str) -> NfMessage {
     attrs
         .string(NFTA_RULE_TABLE, table)
         .string(NFTA_RULE_CHAIN, chain);
-    NfMessage::new(family, 0, &attrs)
+    nf_message(family, 0, &attrs)
 }
 
+/// A chain named by table and name alone: the body of a GET, of a plain
+/// NEWCHAIN and of a DELCHAIN.
 pub fn chain_get_request(family: u8, table: &str, chain: &str) -> NfMessage {
     let mut attrs = Body::default();
     attrs
         .string(NFTA_CHAIN_TABLE, table)
         .string(NFTA_CHAIN_NAME, chain);
-    NfMessage::new(family, 0, &attrs)
+    nf_message(family, 0, &attrs)
 }
 
 /// The body of the batch begin and end messages around the changes.
 pub fn batch_marker() -> NfMessage {
-    NfMessage::new(0, NFNL_SUBSYS_NFTABLES, &Body::default())
+    nf_message(0, NFNL_SUBSYS_NFTABLES, &Body::default())
 }
 
 /// A rule as the kernel dumps it: its expressions with their attributes.

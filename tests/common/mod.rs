@@ -219,9 +219,22 @@ impl Node {
         self.run(&env, &conf.to_string())
     }
 
-    /// Runs the plugin under strace, which kills it with SIGKILL on entry
-    /// to its `n`th sendto: the moment before its `n`th netlink request.
-    pub fn killed_at_request(&self, n: usize, env: &[(&str, &str)], stdin: &str) -> Outcome {
+    /// Runs ADD of `container` (eth0 in `netns`) under strace, which kills
+    /// it with SIGKILL on entry to its `n`th sendto: the moment before its
+    /// `n`th netlink request.
+    pub fn killed_add_at_request(
+        &self,
+        n: usize,
+        container: &str,
+        netns: &str,
+        conf: &Value,
+    ) -> Outcome {
+        let env = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", container),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", "eth0"),
+        ];
         let inject = format!("inject=sendto:signal=SIGKILL:when={n}");
         let mut command = Command::new("ip");
         command.args([
@@ -237,7 +250,7 @@ impl Node {
             &inject,
             &binary(),
         ]);
-        run_with(command, env, stdin)
+        run_with(command, &env, &conf.to_string())
     }
 
     pub fn add(&self, container: &str, pod: &Netns, conf: &Value) -> Outcome {
