@@ -2,7 +2,8 @@
 
 use crate::errno::Errno;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 
 const CURRENT_NETNS: &str = "/proc/thread-self/ns/net";
@@ -30,8 +31,9 @@ impl Netns {
         Ok(Netns { file })
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+    /// The namespace's descriptor, borrowed for as long as this handle lives.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 
     /// True when this is the namespace the calling thread is in.
@@ -45,8 +47,11 @@ impl Netns {
     /// EINVAL means the file is not a network namespace.
     pub fn enter(&self) -> Result<NetnsGuard, Errno> {
         let home = Netns::open(CURRENT_NETNS)?;
-        setns(self.fd())?;
-        Ok(NetnsGuard { home })
+        setns(self.file.as_raw_fd())?;
+        Ok(NetnsGuard {
+            home,
+            not_send: PhantomData,
+        })
     }
 }
 
@@ -90,13 +95,19 @@ fn setns(fd: RawFd) -> Result<(), Errno> {
 
 /// Returns the thread to its original namespace on drop. If that fails the
 /// process aborts: going on in the pod's namespace would act on the wrong host.
+///
+/// setns moves only the calling thread, so the guard cannot leave it
+/// (`!Send`), and it must be held: `let _ = ns.enter()?` would return at once.
+#[must_use = "the thread returns to the host namespace when the guard drops"]
 pub struct NetnsGuard {
     home: Netns,
+    /// A raw pointer is neither Send nor Sync.
+    not_send: PhantomData<*const ()>,
 }
 
 impl Drop for NetnsGuard {
     fn drop(&mut self) {
-        if let Err(errno) = setns(self.home.fd()) {
+        if let Err(errno) = setns(self.home.file.as_raw_fd()) {
             crate::log::line(&format!(
                 "cannot return to the host network namespace: {errno}; aborting"
             ));

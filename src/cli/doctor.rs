@@ -8,6 +8,7 @@ use super::{
 use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
 use crate::plugin::filter::{self, FilterState};
 use crate::plugin::naming::{HOST_VETH_PREFIX, node_prefix};
+use crate::plugin::nft_table;
 use crate::plugin::node::NodeError;
 use crate::plugin::node_status;
 use crate::sysctl;
@@ -169,7 +170,7 @@ fn check_source_filter(report: &mut Report, conf: Option<&NetConf>) {
         );
         return;
     }
-    let state = filter::open().and_then(|mut nl| filter::state(&mut nl));
+    let state = nft_table::open().and_then(|mut nl| filter::state(&mut nl));
     match state {
         Ok(state @ FilterState::InForce { .. }) => report.ok(&format!("source filter {state}")),
         Ok(state @ FilterState::Missing) => report.warn(

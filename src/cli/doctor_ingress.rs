@@ -4,8 +4,8 @@
 
 use super::doctor::{Report, our_entry};
 use crate::cni::config::{NetConf, OverlayIngress, conflist_entry};
-use crate::plugin::filter;
 use crate::plugin::ingress::{self, IngressState};
+use crate::plugin::nft_table;
 use serde_json::Value;
 use std::path::Path;
 
@@ -57,7 +57,7 @@ fn networks_in(dir: &Path) -> Vec<NetConf> {
 fn check_network(report: &mut Report, conf: &NetConf) {
     let setting = &conf.overlay_ingress;
     let label = format!("network {}: overlayIngress {setting}", conf.name);
-    let state = filter::open().and_then(|mut nl| ingress::state(&mut nl, conf));
+    let state = nft_table::open().and_then(|mut nl| ingress::current_state(&mut nl, conf));
     match state {
         Ok(IngressState::Open) => report.warn(
             &format!("{label}: every node on the Mycelium overlay can reach its pods"),

@@ -10,7 +10,7 @@ use super::{
 use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
 use crate::cni::error::CniError;
 use crate::log;
-use crate::plugin::{filter, node_status};
+use crate::plugin::{nft_table, node_status};
 use serde_json::{Map, Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -151,8 +151,8 @@ pub fn uninstall(options: &Options) -> Outcome {
             exit_code,
         };
     }
-    match filter::open().and_then(|mut nl| filter::remove(&mut nl)) {
-        Ok(()) => report += &format!("removed nf_tables table inet {}\n", filter::TABLE),
+    match nft_table::open().and_then(|mut nl| nft_table::remove(&mut nl)) {
+        Ok(()) => report += &format!("removed nf_tables table inet {}\n", nft_table::TABLE),
         Err(error) => {
             report += &format!("cannot remove the source filter: {}\n", error.msg);
             exit_code = EXIT_PROBLEM;

@@ -42,7 +42,7 @@ pub fn list() -> Outcome {
         }
         stdout.push('\n');
     }
-    let state = filter::open().and_then(|mut nl| filter::state(&mut nl));
+    let state = crate::plugin::nft_table::open().and_then(|mut nl| filter::state(&mut nl));
     match state {
         Ok(state) => stdout.push_str(&format!("source filter: {state}\n")),
         Err(error) => stdout.push_str(&format!("source filter: {}\n", error.msg)),

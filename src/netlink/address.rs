@@ -1,106 +1,116 @@
-//! IPv6 addresses: add one (no DAD), list those of one link.
+//! Addresses of either family: add one (IPv6 without DAD), list those of
+//! one link. Requests and replies are netlink-packet-route's
+//! `AddressMessage`; the family follows from the address.
 
 use super::attrs::Body;
-use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use std::net::Ipv6Addr;
+use ipnetwork::IpNetwork;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, Parseable};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use std::net::IpAddr;
 
-pub const RTM_NEWADDR: u16 = 20;
-pub const RTM_GETADDR: u16 = 22;
-
-const IFADDR_LEN: usize = 8;
-const IFA_ADDRESS: u16 = 1;
-const IFA_FLAGS: u16 = 8;
-const IFA_F_NODAD: u32 = 0x02;
-const IFA_F_DADFAILED: u32 = 0x08;
-const IFA_F_TENTATIVE: u32 = 0x40;
-const RT_SCOPE_UNIVERSE: u8 = 0;
+pub const RTM_NEWADDR: u16 = libc::RTM_NEWADDR;
+pub const RTM_GETADDR: u16 = libc::RTM_GETADDR;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Address {
     pub index: u32,
     pub prefix_len: u8,
-    pub scope: u8,
-    pub address: Ipv6Addr,
-    pub flags: u32,
+    pub scope: AddressScope,
+    pub address: IpAddr,
+    pub flags: AddressFlags,
 }
 
 impl Address {
     /// Global scope, and neither still in nor failed by duplicate address
     /// detection: an address the node can send from.
     pub fn is_usable_global(&self) -> bool {
-        self.scope == RT_SCOPE_UNIVERSE && self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
+        self.scope == AddressScope::Universe
+            && !self
+                .flags
+                .intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
     }
 
-    /// Reads an IPv6 RTM_NEWADDR body; `None` for other families or malformed ones.
+    /// Reads an RTM_NEWADDR body; `None` when it is malformed or has no
+    /// IFA_ADDRESS. IFA_FLAGS (32 bits) wins over the header's 8-bit flags.
     pub fn parse(body: &[u8]) -> Option<Address> {
-        if *body.first()? != libc::AF_INET6 as u8 {
-            return None;
+        let message = AddressMessage::parse(body).ok()?;
+        let header = &message.header;
+        let mut address = None;
+        let mut flags = AddressFlags::from_bits_retain(u32::from(header.flags.bits()));
+        for attribute in &message.attributes {
+            match attribute {
+                AddressAttribute::Address(ip) => address = Some(*ip),
+                AddressAttribute::Flags(all) => flags = *all,
+                _ => {}
+            }
         }
-        let attrs = body.get(IFADDR_LEN..)?;
-        let address = reply::ipv6(Attrs::new(attrs).value_of(IFA_ADDRESS)?)?;
-        let flags = match Attrs::new(attrs).value_of(IFA_FLAGS) {
-            Some(value) => reply::u32_at(value, 0)?,
-            None => u32::from(*body.get(2)?),
-        };
         Some(Address {
-            index: reply::u32_at(body, 4)?,
-            prefix_len: *body.get(1)?,
-            scope: *body.get(3)?,
-            address,
+            index: header.index,
+            prefix_len: header.prefix_len,
+            scope: header.scope,
+            address: address?,
             flags,
         })
     }
 }
 
-/// struct ifaddrmsg: family, prefix length, flags, scope, index.
-fn ifaddrmsg(index: u32, prefix_len: u8) -> Body {
-    let mut header = [
-        libc::AF_INET6 as u8,
-        prefix_len,
-        0,
-        RT_SCOPE_UNIVERSE,
-        0,
-        0,
-        0,
-        0,
-    ];
-    header[4..].copy_from_slice(&index.to_ne_bytes());
-    Body::with_header(&header)
+pub fn family_of(address: IpAddr) -> AddressFamily {
+    match address {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
 }
 
-pub fn add_request(index: u32, address: Ipv6Addr, prefix_len: u8) -> Body {
-    let mut message = ifaddrmsg(index, prefix_len);
+/// The address with its prefix length on link `index`. IPv6 ones get
+/// IFA_F_NODAD, so they are usable at once; IPv4 has no DAD.
+pub fn add_request(index: u32, address: IpNetwork) -> Body {
+    let mut message = AddressMessage::default();
+    message.header.family = family_of(address.ip());
+    message.header.prefix_len = address.prefix();
+    message.header.index = index;
     message
-        .put(IFA_ADDRESS, &address.octets())
-        .u32(IFA_FLAGS, IFA_F_NODAD);
-    message
+        .attributes
+        .push(AddressAttribute::Address(address.ip()));
+    if address.is_ipv6() {
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    Body::emitted(&message)
 }
 
-/// A strict-checked dump request: the kernel filters by link index.
-pub fn list_request(index: u32) -> Body {
-    ifaddrmsg(index, 0)
+/// A strict-checked dump request: the kernel filters by family and link.
+pub fn list_request(family: AddressFamily, index: u32) -> Body {
+    let mut message = AddressMessage::default();
+    message.header.family = family;
+    message.header.flags = AddressHeaderFlags::empty();
+    message.header.index = index;
+    Body::emitted(&message)
 }
 
 impl Netlink {
-    /// Adds `address/prefix_len` with IFA_F_NODAD, so it is usable at once.
-    pub fn add_address(&mut self, index: u32, address: Ipv6Addr, prefix_len: u8) -> NlResult<()> {
-        let request = add_request(index, address, prefix_len);
+    /// Adds `address/prefix` (NODAD for IPv6), failing with EEXIST when the
+    /// link has it already.
+    pub fn add_address(&mut self, index: u32, address: IpNetwork) -> NlResult<()> {
+        let request = add_request(index, address);
         self.change(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &request)
     }
 
-    pub fn addresses(&mut self, index: u32) -> NlResult<Vec<Address>> {
+    /// The addresses of `family` on link `index`.
+    pub fn addresses(&mut self, family: AddressFamily, index: u32) -> NlResult<Vec<Address>> {
         let mut found = Vec::new();
-        self.dump(RTM_GETADDR, &list_request(index), &mut |message| {
-            if message.kind == RTM_NEWADDR {
-                let address = Address::parse(message.body).ok_or_else(NlError::protocol)?;
+        for object in self.dump(RTM_GETADDR, &list_request(family, index))? {
+            if object.kind == RTM_NEWADDR {
+                let address = Address::parse(&object.body).ok_or_else(NlError::protocol)?;
                 if address.index == index {
                     found.push(address);
                 }
             }
-            Ok(())
-        })?;
+        }
         Ok(found)
     }
 }
@@ -115,12 +125,13 @@ mod tests {
             index: 1,
             prefix_len: 7,
             scope,
-            address: Ipv6Addr::LOCALHOST,
+            address: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             flags,
         };
-        assert!(address(RT_SCOPE_UNIVERSE, 0x80).is_usable_global()); // IFA_F_PERMANENT
-        assert!(!address(RT_SCOPE_UNIVERSE, IFA_F_TENTATIVE).is_usable_global());
-        assert!(!address(RT_SCOPE_UNIVERSE, IFA_F_DADFAILED).is_usable_global());
-        assert!(!address(253, 0).is_usable_global()); // RT_SCOPE_LINK
+        let universe = AddressScope::Universe;
+        assert!(address(universe, AddressFlags::Permanent).is_usable_global());
+        assert!(!address(universe, AddressFlags::Tentative).is_usable_global());
+        assert!(!address(universe, AddressFlags::Dadfailed).is_usable_global());
+        assert!(!address(AddressScope::Link, AddressFlags::empty()).is_usable_global());
     }
 }

@@ -2,8 +2,14 @@
 //! spelled out from the kernel's struct layouts (nlmsghdr, ifinfomsg,
 //! ifaddrmsg, rtmsg, nlattr), independently of the builders in `attrs`.
 
-use super::{address, build, link, route};
-use std::net::Ipv6Addr;
+use super::{address, link, route};
+use netlink_packet_route::AddressFamily;
+use std::net::{IpAddr, Ipv6Addr};
+
+/// The request as `Netlink` would send it (every body here fits).
+fn build(kind: u16, flags: u16, sequence: u32, body: &super::attrs::Body) -> Vec<u8> {
+    super::build(kind, flags, sequence, body).unwrap()
+}
 
 const REQUEST: u16 = 0x01;
 const ACK: u16 = 0x04;
@@ -91,7 +97,8 @@ fn veth_pair_with_peer_in_pod_namespace() {
         host: "myc0123456789ab",
         group: 0x8000_1234,
         peer: "eth0",
-        netns_fd: 9,
+        // SAFETY: only the number is used, never the descriptor.
+        netns: unsafe { std::os::fd::BorrowedFd::borrow_raw(9) },
         mtu: 1400,
     });
     assert_eq!(build(16, ACK | CREATE | EXCL, 2, &request), expected);
@@ -134,7 +141,7 @@ fn address_add_without_dad_and_list() {
     body.extend(5u32.to_ne_bytes()); // ifindex
     body.extend(attr(1, &ip("5fd::ff0f:1").octets())); // IFA_ADDRESS
     body.extend(attr(8, &0x02u32.to_ne_bytes())); // IFA_FLAGS = IFA_F_NODAD
-    let request = address::add_request(5, ip("5fd::ff0f:1"), 128);
+    let request = address::add_request(5, IpAddr::V6(ip("5fd::ff0f:1")).into());
     assert_eq!(
         build(20, ACK | CREATE | EXCL, 9, &request),
         message(20, REQUEST | ACK | CREATE | EXCL, 9, &body)
@@ -142,7 +149,12 @@ fn address_add_without_dad_and_list() {
     let mut list = vec![10, 0, 0, 0];
     list.extend(5u32.to_ne_bytes());
     assert_eq!(
-        build(22, DUMP, 10, &address::list_request(5)),
+        build(
+            22,
+            DUMP,
+            10,
+            &address::list_request(AddressFamily::Inet6, 5)
+        ),
         message(22, REQUEST | DUMP, 10, &list)
     );
 }
@@ -160,7 +172,11 @@ fn route_add_host_claim_and_gateway_route() {
     let mut claim = rtmsg(128, 254, 4, 1);
     claim.extend(attr(1, &ip("5fd::ff0f:1").octets())); // RTA_DST
     claim.extend(attr(4, &8u32.to_ne_bytes())); // RTA_OIF
-    let request = route::add_request(ip("5fd::ff0f:1"), 128, None, 8);
+    let request = route::add_request(&route::NewRoute {
+        destination: IpAddr::V6(ip("5fd::ff0f:1")).into(),
+        gateway: None,
+        oif: 8,
+    });
     assert_eq!(
         build(24, ACK | CREATE | EXCL, 1, &request),
         message(24, REQUEST | ACK | CREATE | EXCL, 1, &claim)
@@ -170,7 +186,11 @@ fn route_add_host_claim_and_gateway_route() {
     overlay.extend(attr(1, &ip("400::").octets()));
     overlay.extend(attr(5, &ip("fe80::1").octets())); // RTA_GATEWAY
     overlay.extend(attr(4, &2u32.to_ne_bytes()));
-    let request = route::add_request(ip("400::"), 7, Some(ip("fe80::1")), 2);
+    let request = route::add_request(&route::NewRoute {
+        destination: "400::/7".parse().unwrap(),
+        gateway: Some(IpAddr::V6(ip("fe80::1"))),
+        oif: 2,
+    });
     assert_eq!(
         build(24, ACK | CREATE | EXCL, 2, &request),
         message(24, REQUEST | ACK | CREATE | EXCL, 2, &overlay)
@@ -182,13 +202,13 @@ fn route_lookup_and_list() {
     let mut lookup = rtmsg(128, 0, 0, 0);
     lookup.extend(attr(1, &ip("5fc::1").octets()));
     assert_eq!(
-        build(26, ACK, 3, &route::lookup_request(ip("5fc::1"))),
+        build(26, ACK, 3, &route::lookup_request(IpAddr::V6(ip("5fc::1")))),
         message(26, REQUEST | ACK, 3, &lookup)
     );
     let mut list = rtmsg(0, 254, 0, 0);
     list.extend(attr(4, &8u32.to_ne_bytes()));
     assert_eq!(
-        build(26, DUMP, 4, &route::list_request(8)),
+        build(26, DUMP, 4, &route::list_request(AddressFamily::Inet6, 8)),
         message(26, REQUEST | DUMP, 4, &list)
     );
 }

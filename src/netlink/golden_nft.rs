@@ -3,7 +3,10 @@
 //! nlattr), independently of the builders; and the reply walkers on
 //! kernel-shaped dumps.
 
-use super::build;
+/// The request as `Netlink` would send it (every body here fits).
+fn build(kind: u16, flags: u16, sequence: u32, body: &super::attrs::Body) -> Vec<u8> {
+    super::build(kind, flags, sequence, body).unwrap()
+}
 use super::nftables::{self as nft, Expr};
 
 const REQUEST: u16 = 0x01;
@@ -101,6 +104,7 @@ fn base_chain_on_prerouting_at_raw() {
     ];
     let expected = message(nft_type(3), REQUEST | ACK | CREATE, 4, INET, 0, &attrs);
     let chain = nft::BaseChain {
+        kind: "filter",
         table: "mycelium-cni",
         name: "pod-source",
         hook: nft::NF_INET_PRE_ROUTING,
@@ -133,6 +137,7 @@ fn plain_chain_create_delete_and_forward_base_chain() {
     ];
     let expected = message(nft_type(3), REQUEST | ACK | CREATE, 10, INET, 0, &attrs);
     let chain = nft::BaseChain {
+        kind: "filter",
         table: "t",
         name: "overlay-in-n",
         hook: nft::NF_INET_FORWARD,
@@ -235,16 +240,13 @@ fn rule_with_every_expression_kind() {
 }
 
 #[test]
-fn rule_dump_and_chain_lookup() {
-    let attrs = [string(1, "t"), string(2, "c")];
+fn table_dump_and_chain_lookup() {
+    // NFTA_RULE_TABLE and NFTA_CHAIN_TABLE are both 1: one body dumps the
+    // table's rules (7) and its chains (4).
+    let attrs = [string(1, "t")];
     let expected = message(nft_type(7), REQUEST | DUMP, 6, INET, 0, &attrs);
     assert_eq!(
-        build(
-            nft_type(7),
-            DUMP,
-            6,
-            &nft::rule_dump_request(INET, "t", "c")
-        ),
+        build(nft_type(7), DUMP, 6, &nft::table_dump_request(INET, "t")),
         expected
     );
     let attrs = [string(1, "t"), string(3, "c")];

@@ -1,27 +1,25 @@
-//! Links: look up, create the veth pair, set alias/up, delete, dump.
+//! Links: look up, create the veth pair, set alias/up, delete, dump. The
+//! header is netlink-packet-route's `LinkHeader` with its typed flags; the
+//! attributes are built and read by hand (see `netlink/mod.rs` for why).
 
 use super::attrs::Body;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
+use libc::{
+    IFLA_ADDRESS, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK,
+    IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD,
+};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{LinkFlags, LinkHeader};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
-pub const RTM_NEWLINK: u16 = 16;
-pub const RTM_DELLINK: u16 = 17;
-pub const RTM_GETLINK: u16 = 18;
+pub const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
+pub const RTM_DELLINK: u16 = libc::RTM_DELLINK;
+pub const RTM_GETLINK: u16 = libc::RTM_GETLINK;
 
 const IFINFO_LEN: usize = 16;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_LINK: u16 = 5;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_IFALIAS: u16 = 20;
-const IFLA_GROUP: u16 = 27;
-const IFLA_NET_NS_FD: u16 = 28;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
+/// `VETH_INFO_PEER` in linux/veth.h (not in libc).
 const VETH_INFO_PEER: u16 = 1;
-const IFF_UP: u32 = 1;
 
 /// What the plugin needs to know about a link, read from an RTM_NEWLINK reply.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -41,7 +39,7 @@ pub struct Link {
 
 impl Link {
     pub fn is_up(&self) -> bool {
-        self.flags & IFF_UP != 0
+        LinkFlags::from_bits_retain(self.flags).contains(LinkFlags::Up)
     }
 
     pub fn is_veth(&self) -> bool {
@@ -49,9 +47,10 @@ impl Link {
     }
 
     pub fn parse(body: &[u8]) -> Option<Link> {
+        let header = LinkHeader::parse(body).ok()?;
         let mut link = Link {
-            index: reply::u32_at(body, 4)?,
-            flags: reply::u32_at(body, 8)?,
+            index: header.index,
+            flags: header.flags.bits(),
             ..Link::default()
         };
         for (kind, value) in Attrs::new(body.get(IFINFO_LEN..)?) {
@@ -76,37 +75,39 @@ impl Link {
 
 /// struct ifinfomsg: family, pad, type, index, flags, change mask (the
 /// flags we set are also the ones we change).
-fn ifinfomsg(index: u32, flags: u32) -> Body {
-    let mut header = [0u8; IFINFO_LEN];
-    header[4..8].copy_from_slice(&index.to_ne_bytes());
-    header[8..12].copy_from_slice(&flags.to_ne_bytes());
-    header[12..16].copy_from_slice(&flags.to_ne_bytes());
-    Body::with_header(&header)
+fn ifinfomsg(index: u32, flags: LinkFlags) -> Body {
+    Body::emitted(&LinkHeader {
+        index,
+        flags,
+        change_mask: flags,
+        ..LinkHeader::default()
+    })
 }
 
 /// Names a link by index alone: the body of a GET and of a DELETE.
 pub fn index_request(index: u32) -> Body {
-    ifinfomsg(index, 0)
+    ifinfomsg(index, LinkFlags::empty())
 }
 
 /// Every link: the body of a dump.
 pub fn dump_request() -> Body {
-    ifinfomsg(0, 0)
+    ifinfomsg(0, LinkFlags::empty())
 }
 
 pub fn get_by_name_request(name: &str) -> Body {
-    let mut message = ifinfomsg(0, 0);
+    let mut message = ifinfomsg(0, LinkFlags::empty());
     message.string(IFLA_IFNAME, name);
     message
 }
 
 /// The ends of a veth pair: the host end (up, in interface group `group`)
-/// in this namespace, the pod end in the namespace of `netns_fd`.
+/// in this namespace, the pod end in the namespace `netns` names (borrowed:
+/// it must stay open until the request is sent).
 pub struct VethPair<'a> {
     pub host: &'a str,
     pub group: u32,
     pub peer: &'a str,
-    pub netns_fd: i32,
+    pub netns: BorrowedFd<'a>,
     pub mtu: u32,
 }
 
@@ -115,18 +116,18 @@ pub struct VethPair<'a> {
 /// ignored at creation; both need a request of their own.
 pub fn veth_request(pair: &VethPair) -> Body {
     let (host, peer, mtu) = (pair.host, pair.peer, pair.mtu);
-    let mut peer_message = ifinfomsg(0, 0);
+    let mut peer_message = ifinfomsg(0, LinkFlags::empty());
     peer_message
         .string(IFLA_IFNAME, peer)
         .u32(IFLA_MTU, mtu)
-        .put(IFLA_NET_NS_FD, &pair.netns_fd.to_ne_bytes());
+        .u32(IFLA_NET_NS_FD, pair.netns.as_raw_fd() as u32);
     let mut info_data = Body::default();
     info_data.nest(VETH_INFO_PEER, &peer_message);
     let mut link_info = Body::default();
     link_info
         .string(IFLA_INFO_KIND, "veth")
         .nest(IFLA_INFO_DATA, &info_data);
-    let mut message = ifinfomsg(0, IFF_UP);
+    let mut message = ifinfomsg(0, LinkFlags::Up);
     message
         .string(IFLA_IFNAME, host)
         .u32(IFLA_MTU, mtu)
@@ -136,19 +137,19 @@ pub fn veth_request(pair: &VethPair) -> Body {
 }
 
 pub fn set_alias_request(index: u32, alias: &str) -> Body {
-    let mut message = ifinfomsg(index, 0);
+    let mut message = ifinfomsg(index, LinkFlags::empty());
     message.string(IFLA_IFALIAS, alias);
     message
 }
 
 pub fn set_group_request(index: u32, group: u32) -> Body {
-    let mut message = ifinfomsg(index, 0);
+    let mut message = ifinfomsg(index, LinkFlags::empty());
     message.u32(IFLA_GROUP, group);
     message
 }
 
 pub fn set_up_request(index: u32) -> Body {
-    ifinfomsg(index, IFF_UP)
+    ifinfomsg(index, LinkFlags::Up)
 }
 
 impl Netlink {
@@ -192,12 +193,11 @@ impl Netlink {
 
     pub fn links(&mut self) -> NlResult<Vec<Link>> {
         let mut links = Vec::new();
-        self.dump(RTM_GETLINK, &dump_request(), &mut |message| {
-            if message.kind == RTM_NEWLINK {
-                links.push(Link::parse(message.body).ok_or_else(NlError::protocol)?);
+        for object in self.dump(RTM_GETLINK, &dump_request())? {
+            if object.kind == RTM_NEWLINK {
+                links.push(Link::parse(&object.body).ok_or_else(NlError::protocol)?);
             }
-            Ok(())
-        })?;
+        }
         Ok(links)
     }
 }

@@ -7,30 +7,57 @@ use super::attrs::Body;
 use super::reply::Attrs;
 
 /// Registers as nft uses them: 16-byte register 1, and the verdict register.
-const NFT_REG_VERDICT: u32 = 0;
-const NFT_REG_1: u32 = 1;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_COUNTER_PACKETS: u16 = 2;
+const NFT_REG_VERDICT: u32 = libc::NFT_REG_VERDICT as u32;
+const NFT_REG_1: u32 = libc::NFT_REG_1 as u32;
 /// NFT_BITWISE_MASK_XOR (formerly BOOL): `reg = (reg & mask) ^ xor`.
 const NFT_BITWISE_MASK_XOR: u32 = 0;
 
-pub const NFT_META_IIFNAME: u32 = 6;
-pub const NFT_META_NFPROTO: u32 = 15;
-pub const NFT_META_OIFGROUP: u32 = 22;
+// Expression attributes, named as in linux/netfilter/nf_tables.h (libc has
+// none of the NFTA_* set).
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFTA_FIB_DREG: u16 = 1;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_BITWISE_OP: u16 = 6;
+const NFTA_COUNTER_PACKETS: u16 = 2;
+
+pub const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
+pub const NFT_META_NFPROTO: u32 = libc::NFT_META_NFPROTO as u32;
+pub const NFT_META_OIFGROUP: u32 = libc::NFT_META_OIFGROUP as u32;
+/// `NFT_META_IIFKIND` (not in libc).
 pub const NFT_META_IIFKIND: u32 = 26;
-pub const NFT_CT_STATE: u32 = 0;
-pub const NFT_CT_STATUS: u32 = 2;
-pub const NFT_CMP_EQ: u32 = 0;
-pub const NFT_CMP_NEQ: u32 = 1;
-pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+pub const NFT_CT_STATE: u32 = libc::NFT_CT_STATE as u32;
+pub const NFT_CT_STATUS: u32 = libc::NFT_CT_STATUS as u32;
+pub const NFT_CMP_EQ: u32 = libc::NFT_CMP_EQ as u32;
+pub const NFT_CMP_NEQ: u32 = libc::NFT_CMP_NEQ as u32;
+pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
+/// `enum nft_fib_result` and `enum nft_fib_flags` (not in libc).
 pub const NFT_FIB_RESULT_OIF: u32 = 1;
 pub const NFTA_FIB_F_SADDR: u32 = 1 << 0;
 pub const NFTA_FIB_F_IIF: u32 = 1 << 3;
 pub const NFTA_FIB_F_PRESENT: u32 = 1 << 5;
-pub const NF_DROP: u32 = 0;
-pub const NF_ACCEPT: u32 = 1;
+pub const NF_DROP: u32 = libc::NF_DROP as u32;
+pub const NF_ACCEPT: u32 = libc::NF_ACCEPT as u32;
 
 /// One expression of a rule: its name and its attributes, in the order the
 /// kernel dumps them, so that a rule read back compares equal.
@@ -49,36 +76,39 @@ fn expr(name: &str, data: &Body) -> Expr {
 
 /// `meta load KEY => reg 1`
 pub fn meta_load(key: u32) -> Expr {
-    expr("meta", Body::default().be32(2, key).be32(1, NFT_REG_1))
+    let mut data = Body::default();
+    data.be32(NFTA_META_KEY, key)
+        .be32(NFTA_META_DREG, NFT_REG_1);
+    expr("meta", &data)
 }
 
 /// `cmp OP reg 1 VALUE`
 pub fn cmp(op: u32, value: &[u8]) -> Expr {
     let mut data = Body::default();
     data.put(NFTA_DATA_VALUE, value);
-    expr(
-        "cmp",
-        Body::default()
-            .be32(1, NFT_REG_1)
-            .be32(2, op)
-            .nested(3, &data),
-    )
+    let mut cmp = Body::default();
+    cmp.be32(NFTA_CMP_SREG, NFT_REG_1)
+        .be32(NFTA_CMP_OP, op)
+        .nested(NFTA_CMP_DATA, &data);
+    expr("cmp", &cmp)
 }
 
 /// `payload load LEN b @ BASE + OFFSET => reg 1`
 pub fn payload_load(base: u32, offset: u32, len: u32) -> Expr {
     let mut data = Body::default();
-    data.be32(1, NFT_REG_1)
-        .be32(2, base)
-        .be32(3, offset)
-        .be32(4, len);
+    data.be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
+        .be32(NFTA_PAYLOAD_BASE, base)
+        .be32(NFTA_PAYLOAD_OFFSET, offset)
+        .be32(NFTA_PAYLOAD_LEN, len);
     expr("payload", &data)
 }
 
 /// `fib FLAGS RESULT => reg 1`
 pub fn fib(result: u32, flags: u32) -> Expr {
     let mut data = Body::default();
-    data.be32(1, NFT_REG_1).be32(2, result).be32(3, flags);
+    data.be32(NFTA_FIB_DREG, NFT_REG_1)
+        .be32(NFTA_FIB_RESULT, result)
+        .be32(NFTA_FIB_FLAGS, flags);
     expr("fib", &data)
 }
 
@@ -93,15 +123,17 @@ pub fn verdict(code: u32) -> Expr {
     code_attr.be32(NFTA_VERDICT_CODE, code);
     let mut value = Body::default();
     value.nested(NFTA_DATA_VERDICT, &code_attr);
-    expr(
-        "immediate",
-        Body::default().be32(1, NFT_REG_VERDICT).nested(2, &value),
-    )
+    let mut data = Body::default();
+    data.be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT)
+        .nested(NFTA_IMMEDIATE_DATA, &value);
+    expr("immediate", &data)
 }
 
 /// `ct load KEY => reg 1`
 pub fn ct_load(key: u32) -> Expr {
-    expr("ct", Body::default().be32(1, NFT_REG_1).be32(2, key))
+    let mut data = Body::default();
+    data.be32(NFTA_CT_DREG, NFT_REG_1).be32(NFTA_CT_KEY, key);
+    expr("ct", &data)
 }
 
 /// `bitwise reg 1 = (reg 1 & MASK) ^ 0`, over the mask's length.
@@ -111,12 +143,12 @@ pub fn bitwise_and(mask: &[u8]) -> Expr {
     let mut xor_data = Body::default();
     xor_data.put(NFTA_DATA_VALUE, &vec![0; mask.len()]);
     let mut data = Body::default();
-    data.be32(1, NFT_REG_1)
-        .be32(2, NFT_REG_1)
-        .be32(3, mask.len() as u32)
-        .be32(6, NFT_BITWISE_MASK_XOR)
-        .nested(4, &mask_data)
-        .nested(5, &xor_data);
+    data.be32(NFTA_BITWISE_SREG, NFT_REG_1)
+        .be32(NFTA_BITWISE_DREG, NFT_REG_1)
+        .be32(NFTA_BITWISE_LEN, mask.len() as u32)
+        .be32(NFTA_BITWISE_OP, NFT_BITWISE_MASK_XOR)
+        .nested(NFTA_BITWISE_MASK, &mask_data)
+        .nested(NFTA_BITWISE_XOR, &xor_data);
     expr("bitwise", &data)
 }
 

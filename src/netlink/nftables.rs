@@ -10,18 +10,22 @@ use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
 
-pub const NFPROTO_INET: u8 = 1;
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
-const NFT_MSG_NEWTABLE: u16 = 0;
-const NFT_MSG_DELTABLE: u16 = 2;
-const NFT_MSG_NEWCHAIN: u16 = 3;
-const NFT_MSG_GETCHAIN: u16 = 4;
-const NFT_MSG_DELCHAIN: u16 = 5;
-const NFT_MSG_NEWRULE: u16 = 6;
-const NFT_MSG_GETRULE: u16 = 7;
+pub const NFPROTO_INET: u8 = libc::NFPROTO_INET as u8;
+pub const NFPROTO_IPV4: u8 = libc::NFPROTO_IPV4 as u8;
+pub const NFPROTO_IPV6: u8 = libc::NFPROTO_IPV6 as u8;
+const NFNL_SUBSYS_NFTABLES: u16 = libc::NFNL_SUBSYS_NFTABLES as u16;
+const NFNL_MSG_BATCH_BEGIN: u16 = libc::NFNL_MSG_BATCH_BEGIN as u16;
+const NFNL_MSG_BATCH_END: u16 = libc::NFNL_MSG_BATCH_END as u16;
+const NFT_MSG_NEWTABLE: u16 = libc::NFT_MSG_NEWTABLE as u16;
+const NFT_MSG_GETTABLE: u16 = libc::NFT_MSG_GETTABLE as u16;
+const NFT_MSG_DELTABLE: u16 = libc::NFT_MSG_DELTABLE as u16;
+const NFT_MSG_NEWCHAIN: u16 = libc::NFT_MSG_NEWCHAIN as u16;
+const NFT_MSG_GETCHAIN: u16 = libc::NFT_MSG_GETCHAIN as u16;
+const NFT_MSG_DELCHAIN: u16 = libc::NFT_MSG_DELCHAIN as u16;
+const NFT_MSG_NEWRULE: u16 = libc::NFT_MSG_NEWRULE as u16;
+const NFT_MSG_GETRULE: u16 = libc::NFT_MSG_GETRULE as u16;
 
+// Attributes, named as in linux/netfilter/nf_tables.h (not in libc).
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -38,30 +42,32 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 
-pub const NF_INET_PRE_ROUTING: u32 = 0;
-pub const NF_INET_FORWARD: u32 = 2;
-pub const NF_IP_PRI_RAW: i32 = -300;
-pub const NF_IP_PRI_FILTER: i32 = 0;
+pub const NF_INET_PRE_ROUTING: u32 = libc::NF_INET_PRE_ROUTING as u32;
+pub const NF_INET_FORWARD: u32 = libc::NF_INET_FORWARD as u32;
+pub const NF_IP_PRI_RAW: i32 = libc::NF_IP_PRI_RAW;
+pub const NF_IP_PRI_FILTER: i32 = libc::NF_IP_PRI_FILTER;
 
 /// The body of one nf_tables message: a nfgenmsg (family, version 0,
 /// res_id big-endian), then `attrs`.
 pub type NfMessage = Body;
 
-fn nf_message(family: u8, res_id: u16, attrs: &Body) -> NfMessage {
+pub(crate) fn nf_message(family: u8, res_id: u16, attrs: &Body) -> NfMessage {
     let [high, low] = res_id.to_be_bytes();
     let mut message = Body::with_header(&[family, 0, high, low]);
-    message.bytes.extend_from_slice(&attrs.bytes);
+    message.append(attrs);
     message
 }
 
-fn nft_type(message: u16) -> u16 {
+pub(crate) fn nft_type(message: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | message
 }
 
-/// A base chain: `type filter hook HOOK priority PRIORITY; policy POLICY;`
+/// A base chain: `type KIND hook HOOK priority PRIORITY; policy POLICY;`
 pub struct BaseChain<'a> {
     pub table: &'a str,
     pub name: &'a str,
+    /// "filter" or "nat".
+    pub kind: &'a str,
     pub hook: u32,
     pub priority: i32,
     pub policy: u32,
@@ -93,7 +99,7 @@ pub fn new_chain(family: u8, chain: &BaseChain) -> Change {
     attrs
         .string(NFTA_CHAIN_TABLE, chain.table)
         .string(NFTA_CHAIN_NAME, chain.name)
-        .string(NFTA_CHAIN_TYPE, "filter")
+        .string(NFTA_CHAIN_TYPE, chain.kind)
         .be32(NFTA_CHAIN_POLICY, chain.policy)
         .nested(NFTA_CHAIN_HOOK, &hook);
     let message = nf_message(family, 0, &attrs);
@@ -128,7 +134,13 @@ pub fn remove_chain(family: u8, table: &str, name: &str) -> Vec<Change> {
 /// batch, concurrent replacements serialise in the kernel and leave one.
 pub fn replace_chain(family: u8, chain: &BaseChain, rules: &[Vec<Expr>]) -> Vec<Change> {
     let mut changes = remove_chain(family, chain.table, chain.name);
-    changes.push(new_chain(family, chain));
+    changes.extend(create_chain(family, chain, rules));
+    changes
+}
+
+/// A new base chain and its rules (the chain must not exist).
+pub fn create_chain(family: u8, chain: &BaseChain, rules: &[Vec<Expr>]) -> Vec<Change> {
+    let mut changes = vec![new_chain(family, chain)];
     for rule in rules {
         changes.push(new_rule(family, chain.table, chain.name, rule));
     }
@@ -159,12 +171,11 @@ pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change 
     )
 }
 
-/// A dump of the rules of one chain (the kernel filters by table and chain).
-pub fn rule_dump_request(family: u8, table: &str, chain: &str) -> NfMessage {
+/// A dump of every chain, or every rule, of one table (filtered by the
+/// kernel): the body of both.
+pub fn table_dump_request(family: u8, table: &str) -> NfMessage {
     let mut attrs = Body::default();
-    attrs
-        .string(NFTA_RULE_TABLE, table)
-        .string(NFTA_RULE_CHAIN, chain);
+    attrs.string(NFTA_RULE_TABLE, table);
     nf_message(family, 0, &attrs)
 }
 
@@ -187,6 +198,16 @@ pub fn batch_marker() -> NfMessage {
 pub fn parse_rule(body: &[u8]) -> Option<Vec<Expr>> {
     let attrs = Attrs::new(body.get(4..)?);
     let list = attrs.value_of(NFTA_RULE_EXPRESSIONS)?;
+    parse_exprs(list)
+}
+
+/// The chain a dumped rule belongs to.
+pub fn rule_chain(body: &[u8]) -> Option<String> {
+    let attrs = Attrs::new(body.get(4..)?);
+    attrs.value_of(NFTA_RULE_CHAIN).map(reply::c_string)
+}
+
+fn parse_exprs(list: &[u8]) -> Option<Vec<Expr>> {
     let mut exprs = Vec::new();
     for (kind, element) in Attrs::new(list) {
         if kind != NFTA_LIST_ELEM {
@@ -206,6 +227,7 @@ pub fn parse_rule(body: &[u8]) -> Option<Vec<Expr>> {
 /// hook, policy or type.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ChainInfo {
+    pub name: String,
     pub hook: Option<u32>,
     pub priority: Option<i32>,
     pub policy: Option<u32>,
@@ -218,7 +240,7 @@ impl ChainInfo {
         self.hook == Some(wanted.hook)
             && self.priority == Some(wanted.priority)
             && self.policy == Some(wanted.policy)
-            && self.kind == "filter"
+            && self.kind == wanted.kind
     }
 }
 
@@ -230,6 +252,10 @@ pub fn parse_chain(body: &[u8]) -> ChainInfo {
     let attrs = body.get(4..).unwrap_or(&[]);
     let hook = Attrs::new(attrs).value_of(NFTA_CHAIN_HOOK).unwrap_or(&[]);
     ChainInfo {
+        name: Attrs::new(attrs)
+            .value_of(NFTA_CHAIN_NAME)
+            .map(reply::c_string)
+            .unwrap_or_default(),
         hook: be32(Attrs::new(hook).value_of(NFTA_HOOK_HOOKNUM)),
         priority: be32(Attrs::new(hook).value_of(NFTA_HOOK_PRIORITY)).map(|p| p as i32),
         policy: be32(Attrs::new(attrs).value_of(NFTA_CHAIN_POLICY)),
@@ -240,21 +266,35 @@ pub fn parse_chain(body: &[u8]) -> ChainInfo {
     }
 }
 
+/// What a datagram costs the socket's send buffer beyond its bytes (the
+/// kernel refuses one over `sk_sndbuf - 32`; the skb overhead is counted
+/// too): generous, since too small a buffer fails the whole batch.
+const SNDBUF_OVERHEAD: usize = 64 * 1024;
+/// What the default send buffer (212,992 bytes here) takes without asking.
+const DEFAULT_SNDBUF_FITS: usize = 128 * 1024;
+
 impl Netlink {
-    /// Applies `changes` in one batch: all of them or none. Each change asks
-    /// for an ACK; the kernel handles the whole batch inside the send and
-    /// queues every reply before it returns, so the replies are read without
-    /// blocking and the first error is returned.
+    /// Applies `changes` in one batch: all of them or none. The kernel
+    /// handles the whole batch inside the send and queues its replies before
+    /// the send returns. Only the last change asks for an ACK: a failing one
+    /// is reported whether or not it asked, so the replies are one ACK plus
+    /// one per error, however long the batch (an ACK for each of thousands of
+    /// changes overflowed the receive queue). The batch must be one datagram,
+    /// so the send buffer is raised to fit it first.
     pub fn batch(&mut self, changes: &[Change]) -> NlResult<()> {
         let begin = self.next_sequence();
-        let mut datagram = super::build(NFNL_MSG_BATCH_BEGIN, 0, begin, &batch_marker());
+        let mut datagram = super::build(NFNL_MSG_BATCH_BEGIN, 0, begin, &batch_marker())?;
         let mut last = begin;
-        for (kind, flags, message) in changes {
+        for (i, (kind, flags, message)) in changes.iter().enumerate() {
             last = self.next_sequence();
-            datagram.extend(super::build(*kind, flags | NLM_F_ACK, last, message));
+            let ack = if i + 1 == changes.len() { NLM_F_ACK } else { 0 };
+            datagram.extend(super::build(*kind, flags | ack, last, message)?);
         }
         let end = self.next_sequence();
-        datagram.extend(super::build(NFNL_MSG_BATCH_END, 0, end, &batch_marker()));
+        datagram.extend(super::build(NFNL_MSG_BATCH_END, 0, end, &batch_marker())?);
+        if datagram.len() > DEFAULT_SNDBUF_FITS {
+            self.fit_send_buffer(datagram.len() + SNDBUF_OVERHEAD)?;
+        }
         self.send_datagram(&datagram)?;
         let mut first_error = None;
         let mut last_acked = false;
@@ -274,33 +314,53 @@ impl Netlink {
         }
         match first_error {
             Some(error) => Err(error),
-            None if last_acked => Ok(()),
+            None if last_acked || changes.is_empty() => Ok(()),
             None => Err(NlError::protocol()),
         }
     }
 
-    /// The rules of `chain` in `table`, in order; empty when the table, the
-    /// chain or its rules are missing.
-    pub fn rules(&mut self, family: u8, table: &str, chain: &str) -> NlResult<Vec<Vec<Expr>>> {
-        let request = rule_dump_request(family, table, chain);
+    /// Every chain of `table` and every rule of it, by chain, in order: two
+    /// dumps. Empty when the table is missing.
+    pub fn table_contents(
+        &mut self,
+        family: u8,
+        table: &str,
+    ) -> NlResult<(Vec<ChainInfo>, Vec<(String, Vec<Expr>)>)> {
+        let request = table_dump_request(family, table);
+        let chains = match self.dump(nft_type(NFT_MSG_GETCHAIN), &request) {
+            Err(error) if error.errno == libc::ENOENT => return Ok(Default::default()),
+            other => other?,
+        };
+        let chains = chains
+            .iter()
+            .filter(|object| object.kind == nft_type(NFT_MSG_NEWCHAIN))
+            .map(|object| parse_chain(&object.body))
+            .collect();
         let mut rules = Vec::new();
-        let result = self.dump(nft_type(NFT_MSG_GETRULE), &request, &mut |message| {
-            if message.kind == nft_type(NFT_MSG_NEWRULE) {
-                rules.push(parse_rule(message.body).ok_or_else(NlError::protocol)?);
-            }
-            Ok(())
-        });
-        match result {
-            Err(error) if error.errno == libc::ENOENT => Ok(Vec::new()),
-            other => other.map(|()| rules),
+        let objects = match self.dump(nft_type(NFT_MSG_GETRULE), &request) {
+            Err(error) if error.errno == libc::ENOENT => Vec::new(),
+            other => other?,
+        };
+        for object in objects
+            .iter()
+            .filter(|o| o.kind == nft_type(NFT_MSG_NEWRULE))
+        {
+            let chain = rule_chain(&object.body).ok_or_else(NlError::protocol)?;
+            let exprs = parse_rule(&object.body).ok_or_else(NlError::protocol)?;
+            rules.push((chain, exprs));
         }
+        Ok((chains, rules))
     }
 
-    /// The base chain `chain` of `table`, or None when either is missing.
-    pub fn chain(&mut self, family: u8, table: &str, chain: &str) -> NlResult<Option<ChainInfo>> {
-        let request = chain_get_request(family, table, chain);
-        match self.get(nft_type(NFT_MSG_GETCHAIN), &request) {
-            Ok(body) => Ok(Some(parse_chain(&body))),
+    /// The flags of `table` (NFT_TABLE_F_DORMANT, ...), or None when it is missing.
+    pub fn table_flags(&mut self, family: u8, table: &str) -> NlResult<Option<u32>> {
+        let mut attrs = Body::default();
+        attrs.string(NFTA_TABLE_NAME, table);
+        match self.get(nft_type(NFT_MSG_GETTABLE), &nf_message(family, 0, &attrs)) {
+            Ok(body) => {
+                let attrs = Attrs::new(body.get(4..).unwrap_or(&[]));
+                Ok(Some(be32(attrs.value_of(NFTA_TABLE_FLAGS)).unwrap_or(0)))
+            }
             Err(error) if error.errno == libc::ENOENT => Ok(None),
             Err(error) => Err(error),
         }

@@ -39,6 +39,7 @@ pub fn ipv6(bytes: &[u8]) -> Option<std::net::Ipv6Addr> {
 /// One netlink message of a reply: its type, sequence and body (after the header).
 pub struct Message<'a> {
     pub kind: u16,
+    pub flags: u16,
     pub sequence: u32,
     pub body: &'a [u8],
 }
@@ -82,6 +83,7 @@ fn parse_message(bytes: &[u8]) -> Option<(Message<'_>, usize)> {
     }
     let message = Message {
         kind: u16_at(bytes, 4)?,
+        flags: u16_at(bytes, 6)?,
         sequence: u32_at(bytes, 8)?,
         body: bytes.get(HEADER_LEN..length)?,
     };

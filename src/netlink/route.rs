@@ -1,130 +1,196 @@
-//! IPv6 routes in the main table: add (exclusive), look up, list by link.
+//! Routes of either family in the main table: add (exclusive), look up,
+//! list by link. The header is netlink-packet-route's `RouteHeader`; the
+//! attributes are built and read by hand (see `netlink/mod.rs` for why).
+//! The family follows from the destination's type.
 
+use super::address::family_of;
 use super::attrs::Body;
 use super::reply::{self, Attrs};
 use super::{Netlink, NlError, NlResult};
+use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use std::net::Ipv6Addr;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{RouteHeader, RouteProtocol, RouteScope, RouteType};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub const RTM_NEWROUTE: u16 = 24;
-pub const RTM_GETROUTE: u16 = 26;
-
+pub const RTM_NEWROUTE: u16 = libc::RTM_NEWROUTE;
+pub const RTM_GETROUTE: u16 = libc::RTM_GETROUTE;
 const RTMSG_LEN: usize = 12;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RT_TABLE_MAIN: u8 = 254;
-const RTPROT_STATIC: u8 = 4;
-const RTN_UNICAST: u8 = 1;
+const RT_TABLE_MAIN: u8 = libc::RT_TABLE_MAIN;
 
-#[derive(Debug, Default, PartialEq, Eq)]
+/// A route as the kernel reports it. A route without RTA_DST (a default
+/// route) has the family's unspecified address as its destination.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Route {
-    pub destination: Option<Ipv6Addr>,
-    pub prefix_len: u8,
-    pub gateway: Option<Ipv6Addr>,
+    pub destination: IpNetwork,
+    pub gateway: Option<IpAddr>,
     pub oif: u32,
     pub table: u8,
 }
 
+/// A route to add: `destination dev oif [via gateway]`, in the main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRoute {
+    pub destination: IpNetwork,
+    pub gateway: Option<IpAddr>,
+    pub oif: u32,
+}
+
+fn ip_of(family: AddressFamily, bytes: &[u8]) -> Option<IpAddr> {
+    match family {
+        AddressFamily::Inet => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?))),
+        AddressFamily::Inet6 => Some(IpAddr::V6(reply::ipv6(bytes)?)),
+        _ => None,
+    }
+}
+
+fn unspecified(family: AddressFamily) -> Option<IpAddr> {
+    match family {
+        AddressFamily::Inet => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        AddressFamily::Inet6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        _ => None,
+    }
+}
+
 impl Route {
+    /// Reads an RTM_NEWROUTE body of either family; `None` for other
+    /// families and malformed ones.
     pub fn parse(body: &[u8]) -> Option<Route> {
-        if *body.first()? != libc::AF_INET6 as u8 {
-            return None;
-        }
+        let header = RouteHeader::parse(body).ok()?;
+        let family = header.address_family;
+        let mut destination = unspecified(family)?;
         let mut route = Route {
-            prefix_len: *body.get(1)?,
-            table: *body.get(4)?,
-            ..Route::default()
+            destination: IpNetwork::new(destination, 0).ok()?,
+            gateway: None,
+            oif: 0,
+            table: header.table,
         };
         for (kind, value) in Attrs::new(body.get(RTMSG_LEN..)?) {
             match kind {
-                RTA_DST => route.destination = Some(reply::ipv6(value)?),
-                RTA_GATEWAY => route.gateway = Some(reply::ipv6(value)?),
-                RTA_OIF => route.oif = reply::u32_at(value, 0)?,
+                libc::RTA_DST => destination = ip_of(family, value)?,
+                libc::RTA_GATEWAY => route.gateway = Some(ip_of(family, value)?),
+                libc::RTA_OIF => route.oif = reply::u32_at(value, 0)?,
                 _ => {}
             }
         }
+        route.destination = IpNetwork::new(destination, header.destination_prefix_length).ok()?;
         Some(route)
     }
 }
 
-/// struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope
-/// (universe: 0), type, flags.
-fn rtmsg(dst_len: u8, table: u8, protocol: u8, kind: u8) -> Body {
-    let header = [
-        libc::AF_INET6 as u8,
-        dst_len,
-        0,
-        0,
+/// struct rtmsg, from NPR's header type.
+fn rtmsg(family: AddressFamily, dst_len: u8, table: u8) -> RouteHeader {
+    RouteHeader {
+        address_family: family,
+        destination_prefix_length: dst_len,
         table,
-        protocol,
-        0,
-        kind,
-    ];
-    let mut body = Body::with_header(&header);
-    body.bytes.extend_from_slice(&0u32.to_ne_bytes());
-    body
-}
-
-/// `destination/prefix_len dev oif`, optionally `via gateway`.
-pub fn add_request(
-    destination: Ipv6Addr,
-    prefix_len: u8,
-    gateway: Option<Ipv6Addr>,
-    oif: u32,
-) -> Body {
-    let mut message = rtmsg(prefix_len, RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST);
-    message.put(RTA_DST, &destination.octets());
-    if let Some(gateway) = gateway {
-        message.put(RTA_GATEWAY, &gateway.octets());
+        ..RouteHeader::default()
     }
-    message.u32(RTA_OIF, oif);
+}
+
+/// The request for `route`. As `ip route add` does, an IPv4 route without
+/// a gateway is link-scoped (the pod's on-link gateway, a host route to a
+/// pod); every other route is universe-scoped.
+pub fn add_request(route: &NewRoute) -> Body {
+    let destination = route.destination;
+    let mut header = rtmsg(
+        family_of(destination.ip()),
+        destination.prefix(),
+        RT_TABLE_MAIN,
+    );
+    header.protocol = RouteProtocol::Static;
+    header.kind = RouteType::Unicast;
+    if destination.is_ipv4() && route.gateway.is_none() {
+        header.scope = RouteScope::Link;
+    }
+    let mut message = Body::emitted(&header);
+    message.put(libc::RTA_DST, &octets(destination.network()));
+    if let Some(gateway) = route.gateway {
+        message.put(libc::RTA_GATEWAY, &octets(gateway));
+    }
+    message.u32(libc::RTA_OIF, route.oif);
     message
 }
 
-/// `ip -6 route get destination`: the route the kernel would use.
-pub fn lookup_request(destination: Ipv6Addr) -> Body {
-    let mut message = rtmsg(128, 0, 0, 0);
-    message.put(RTA_DST, &destination.octets());
+fn octets(address: IpAddr) -> Vec<u8> {
+    match address {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// `ip route get destination`: the route the kernel would use.
+pub fn lookup_request(destination: IpAddr) -> Body {
+    let full = if destination.is_ipv4() { 32 } else { 128 };
+    let mut message = Body::emitted(&rtmsg(family_of(destination), full, 0));
+    message.put(libc::RTA_DST, &octets(destination));
     message
 }
 
-/// A strict-checked dump of the main table, filtered by output link.
-pub fn list_request(oif: u32) -> Body {
-    let mut message = rtmsg(0, RT_TABLE_MAIN, 0, 0);
-    message.u32(RTA_OIF, oif);
+/// A strict-checked dump of the main table, filtered by family and link.
+pub fn list_request(family: AddressFamily, oif: u32) -> Body {
+    let mut message = Body::emitted(&rtmsg(family, 0, RT_TABLE_MAIN));
+    message.u32(libc::RTA_OIF, oif);
     message
 }
 
 impl Netlink {
     /// Adds the route with NLM_F_EXCL: EEXIST when one with that destination exists.
-    pub fn add_route(
-        &mut self,
-        destination: Ipv6Addr,
-        prefix_len: u8,
-        gateway: Option<Ipv6Addr>,
-        oif: u32,
-    ) -> NlResult<()> {
-        let request = add_request(destination, prefix_len, gateway, oif);
-        self.change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &request)
+    pub fn add_route(&mut self, route: &NewRoute) -> NlResult<()> {
+        self.change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &add_request(route))
     }
 
-    pub fn lookup_route(&mut self, destination: Ipv6Addr) -> NlResult<Route> {
+    pub fn lookup_route(&mut self, destination: IpAddr) -> NlResult<Route> {
         let body = self.get(RTM_GETROUTE, &lookup_request(destination))?;
         Route::parse(&body).ok_or_else(NlError::protocol)
     }
 
-    pub fn routes(&mut self, oif: u32) -> NlResult<Vec<Route>> {
+    /// The main table's routes of `family` out of link `oif`.
+    pub fn routes(&mut self, family: AddressFamily, oif: u32) -> NlResult<Vec<Route>> {
         let mut found = Vec::new();
-        self.dump(RTM_GETROUTE, &list_request(oif), &mut |message| {
-            let route = (message.kind == RTM_NEWROUTE)
-                .then(|| Route::parse(message.body))
+        for object in self.dump(RTM_GETROUTE, &list_request(family, oif))? {
+            let route = (object.kind == RTM_NEWROUTE)
+                .then(|| Route::parse(&object.body))
                 .flatten();
             if let Some(route) = route.filter(|r| r.oif == oif && r.table == RT_TABLE_MAIN) {
                 found.push(route);
             }
-            Ok(())
-        })?;
+        }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dumped_default_route_is_the_unspecified_network() {
+        // rtmsg for ::/0 with only RTA_GATEWAY and RTA_OIF, as the kernel
+        // dumps `default via fe80::1 dev eth0`.
+        let mut body = Body::emitted(&rtmsg(AddressFamily::Inet6, 0, RT_TABLE_MAIN));
+        let gateway: Ipv6Addr = "fe80::1".parse().unwrap();
+        body.put(libc::RTA_GATEWAY, &gateway.octets())
+            .u32(libc::RTA_OIF, 7);
+        let route = Route::parse(&body.bytes).unwrap();
+        assert_eq!(route.destination, "::/0".parse::<IpNetwork>().unwrap());
+        assert_eq!(route.gateway, Some(IpAddr::V6(gateway)));
+        assert_eq!(route.oif, 7);
+    }
+
+    #[test]
+    fn ipv4_routes_without_gateway_are_link_scoped() {
+        let route = |gateway| NewRoute {
+            destination: "10.0.0.0/8".parse().unwrap(),
+            gateway,
+            oif: 3,
+        };
+        const SCOPE: usize = 6;
+        assert_eq!(add_request(&route(None)).bytes[SCOPE], libc::RT_SCOPE_LINK);
+        let via = Some("169.254.1.1".parse().unwrap());
+        assert_eq!(
+            add_request(&route(via)).bytes[SCOPE],
+            libc::RT_SCOPE_UNIVERSE
+        );
     }
 }

@@ -9,7 +9,7 @@ use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node::{self, Node};
 use super::pod::Pod;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
-use super::{filter, ingress};
+use super::{ingress, rules};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{
@@ -19,13 +19,18 @@ use crate::cni::result::{self, Attachment, Interface};
 use crate::log;
 use crate::netlink::Netlink;
 use crate::netlink::link::{Link, VethPair};
+use crate::netlink::route::NewRoute;
 use ipnetwork::Ipv6Network;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 const ADDRESS_ATTEMPTS: u32 = 64;
 const LOOPBACK_INDEX: u32 = 1;
-const HOST_LINK_LOCAL_PREFIX_LEN: u8 = 64;
 const POD_PREFIX_LEN: u8 = 128;
+/// fe80::1/64 on the host veth: the pods' gateway.
+const HOST_GATEWAY: Ipv6Network = match Ipv6Network::new_checked(GATEWAY, 64) {
+    Some(network) => network,
+    None => panic!("fe80::1/64"),
+};
 
 /// What this ADD is to build, decided before anything is created.
 struct Plan<'a> {
@@ -47,7 +52,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
-    ensure_nf_tables(&mut host, conf)?;
+    rules::ensure(&mut host, conf)?;
     let plan = Plan {
         id,
         pod_ifname: pod_interface_name(env, conf),
@@ -95,16 +100,6 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
 }
 
-/// The source filter, then the network's overlay ingress control.
-fn ensure_nf_tables(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
-    if conf.source_filter {
-        let mut nft = filter::open().map_err(filter::unusable)?;
-        filter::ensure(&mut nft).map_err(filter::unusable)?;
-        return ingress::ensure_configured(Ok(nft), host, conf);
-    }
-    ingress::ensure_configured(filter::open(), host, conf)
-}
-
 /// Creates the pair under the first free derived host name. A link with
 /// our alias under that name is a leftover of an earlier, interrupted ADD
 /// of this same attachment: it is replaced.
@@ -119,7 +114,7 @@ fn create_veth(host: &mut Netlink, pod: &Pod, plan: &Plan) -> CniResult<Link> {
             host: &name,
             group: ingress::group(id.network),
             peer: pod_ifname,
-            netns_fd: pod.netns.fd(),
+            netns: pod.netns.fd(),
             mtu: plan.mtu,
         };
         match host.create_veth(&pair) {
@@ -173,7 +168,7 @@ fn configure(
     host_veth: &Link,
 ) -> CniResult<(Ipv6Addr, Link)> {
     let pod_ifname = plan.pod_ifname;
-    host.add_address(host_veth.index, GATEWAY, HOST_LINK_LOCAL_PREFIX_LEN)
+    host.add_address(host_veth.index, HOST_GATEWAY.into())
         .wrap("add fe80::1 to host veth")?;
     host::refuse_router_advertisements(&host_veth.name)?;
     let address = claim_address(host, node, &plan.id, host_veth.index)?;
@@ -191,17 +186,16 @@ fn configure(
         .set_up(pod_link.index)
         .wrap(format_args!("set {pod_ifname} up in pod"))?;
     pod.nl
-        .add_address(pod_link.index, address, POD_PREFIX_LEN)
+        .add_address(pod_link.index, IpAddr::V6(address).into())
         .wrap(format_args!("add address {address}/128 in pod"))?;
     pod.nl.set_up(LOOPBACK_INDEX).wrap("set lo up in pod")?;
     for route in &plan.routes {
         pod.nl
-            .add_route(
-                route.network(),
-                route.prefix(),
-                Some(GATEWAY),
-                pod_link.index,
-            )
+            .add_route(&NewRoute {
+                destination: (*route).into(),
+                gateway: Some(IpAddr::V6(GATEWAY)),
+                oif: pod_link.index,
+            })
             .wrap(format_args!("add route {route} via fe80::1 in pod"))?;
     }
     host::ensure_forwarding()?;
@@ -222,7 +216,12 @@ fn claim_address(
         if candidate == node.address {
             continue;
         }
-        match host.add_route(candidate, POD_PREFIX_LEN, None, host_index) {
+        let claim = NewRoute {
+            destination: IpAddr::V6(candidate).into(),
+            gateway: None,
+            oif: host_index,
+        };
+        match host.add_route(&claim) {
             Ok(()) => return Ok(candidate),
             Err(e) if e.errno == libc::EEXIST => continue,
             other => other.wrap(format_args!("add route {candidate}/128 on host"))?,

@@ -4,6 +4,7 @@
 use super::filter::{self, FilterState};
 use super::ingress::{self, IngressState};
 use super::naming::GATEWAY;
+use super::nft_table;
 use super::pod::Pod;
 use super::{
     attachment_id, host_veth, node, open_host, pod_interface_name, pod_routes as pod_routes_of,
@@ -13,8 +14,9 @@ use crate::cni::env::Env;
 use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG, TRY_AGAIN_LATER, Wrap};
 use crate::cni::result::PrevResult;
 use crate::netlink::route::Route;
-use ipnetwork::Ipv6Network;
-use std::net::Ipv6Addr;
+use ipnetwork::{IpNetwork, Ipv6Network};
+use netlink_packet_route::AddressFamily;
+use std::net::{IpAddr, Ipv6Addr};
 
 fn failed(msg: String) -> CniError {
     CniError::new(CHECK_FAILED, msg)
@@ -45,7 +47,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         return Err(failed(msg));
     }
     if conf.source_filter {
-        let state = filter::state(&mut filter::open()?)?;
+        let state = filter::state(&mut nft_table::open()?)?;
         if !matches!(state, FilterState::InForce { .. }) {
             let msg = format!("source filter: {state}; the next ADD restores it");
             return Err(CniError::new(TRY_AGAIN_LATER, msg));
@@ -66,9 +68,12 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         );
         return Err(CniError::new(TRY_AGAIN_LATER, msg));
     }
-    let host_routes = host.routes(host_veth.index).wrap("list host routes")?;
+    let host_routes = host
+        .routes(AddressFamily::Inet6, host_veth.index)
+        .wrap("list host routes")?;
     for address in &addresses {
-        if !host_routes.iter().any(|r| is_route(r, *address, 128, None)) {
+        let claim = IpNetwork::from(IpAddr::V6(*address));
+        if !host_routes.iter().any(|r| is_route(r, claim, None)) {
             return Err(failed(format!(
                 "no route {address}/128 dev {} on host",
                 host_veth.name
@@ -85,18 +90,25 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     if !link.is_up() {
         return Err(failed(format!("interface {} in pod is down", pod_ifname)));
     }
-    let present = pod.nl.addresses(link.index).wrap("list pod addresses")?;
+    let present = pod
+        .nl
+        .addresses(AddressFamily::Inet6, link.index)
+        .wrap("list pod addresses")?;
     for address in &addresses {
-        if !present.iter().any(|p| p.address == *address) {
+        if !present.iter().any(|p| p.address == IpAddr::V6(*address)) {
             return Err(failed(format!(
                 "address {address} missing on {} in pod",
                 pod_ifname
             )));
         }
     }
-    let pod_routes = pod.nl.routes(link.index).wrap("list pod routes")?;
+    let pod_routes = pod
+        .nl
+        .routes(AddressFamily::Inet6, link.index)
+        .wrap("list pod routes")?;
     for wanted in pod_routes_of(conf) {
-        let present = |r: &Route| is_route(r, wanted.network(), wanted.prefix(), Some(GATEWAY));
+        let gateway = Some(IpAddr::V6(GATEWAY));
+        let present = |r: &Route| is_route(r, wanted.into(), gateway);
         if !pod_routes.iter().any(present) {
             let msg = format!("no route {wanted} via fe80::1 dev {pod_ifname} in pod");
             return Err(failed(msg));
@@ -109,7 +121,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
 /// setting is left (with `open` and no nf_tables, there is nothing to ask).
 fn check_overlay_ingress(conf: &NetConf) -> CniResult<()> {
     let open = conf.overlay_ingress == OverlayIngress::Open;
-    let state = match filter::open().and_then(|mut nl| ingress::state(&mut nl, conf)) {
+    let state = match nft_table::open().and_then(|mut nl| ingress::current_state(&mut nl, conf)) {
         Ok(state) => state,
         Err(_) if open => return Ok(()),
         Err(error) => return Err(ingress::unusable(error)),
@@ -125,15 +137,10 @@ fn check_overlay_ingress(conf: &NetConf) -> CniResult<()> {
     Err(CniError::new(TRY_AGAIN_LATER, msg))
 }
 
-fn is_route(
-    route: &Route,
-    destination: Ipv6Addr,
-    prefix_len: u8,
-    gateway: Option<Ipv6Addr>,
-) -> bool {
-    route.destination == Some(destination)
-        && route.prefix_len == prefix_len
-        && route.gateway == gateway
+/// The route to `destination` (a default route included: the kernel dumps
+/// it without RTA_DST, and `Route::parse` reads that as `::/0`).
+fn is_route(route: &Route, destination: IpNetwork, gateway: Option<IpAddr>) -> bool {
+    route.destination == destination && route.gateway == gateway
 }
 
 /// The IPv6 addresses prevResult gives the pod interface.

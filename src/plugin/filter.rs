@@ -18,27 +18,18 @@
 //! too) out of it.
 
 use super::naming::HOST_VETH_PREFIX;
-use crate::cni::error::{CniError, CniResult, IO_FAILURE, Wrap};
+use super::nft_table::{self, ChainSpec, ChainState, Rule, Snapshot, TABLE};
+use crate::cni::error::{CniError, CniResult, IO_FAILURE};
 use crate::netlink::Netlink;
-use crate::netlink::nftables::{self as nft, BaseChain, Expr};
+use crate::netlink::nftables::{self as nft, Expr};
 use std::fmt;
 
-pub const TABLE: &str = "mycelium-cni";
-const CHAIN: &str = "pod-source";
-const FAMILY: u8 = nft::NFPROTO_INET;
+pub const CHAIN: &str = "pod-source";
 const IFNAMSIZ: usize = 16;
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
 /// The IPv6 header's source address: 16 bytes at offset 8.
 const IPV6_SADDR_OFFSET: u32 = 8;
-
-const CHAIN_SPEC: BaseChain<'static> = BaseChain {
-    table: TABLE,
-    name: CHAIN,
-    hook: nft::NF_INET_PRE_ROUTING,
-    priority: nft::NF_IP_PRI_RAW,
-    policy: nft::NF_ACCEPT,
-};
+const RULE_IPV4: &str = "ipv4";
+const RULE_IPV6: &str = "ipv6 foreign source";
 
 /// `iifname "myc*" meta iifkind "veth"`
 fn from_host_veth() -> Vec<Expr> {
@@ -52,19 +43,40 @@ fn from_host_veth() -> Vec<Expr> {
     ]
 }
 
-/// The two rules, in order: IPv4 dropped, then IPv6 with a foreign source.
+/// The chain: IPv4 dropped, then IPv6 with a foreign source.
+pub fn chain() -> ChainSpec {
+    let [ipv4, ipv6] = rules();
+    ChainSpec {
+        name: CHAIN.into(),
+        kind: "filter",
+        hook: nft::NF_INET_PRE_ROUTING,
+        priority: nft::NF_IP_PRI_RAW,
+        policy: nft::NF_ACCEPT,
+        rules: vec![
+            Rule {
+                label: RULE_IPV4,
+                exprs: ipv4,
+            },
+            Rule {
+                label: RULE_IPV6,
+                exprs: ipv6,
+            },
+        ],
+    }
+}
+
 fn rules() -> [Vec<Expr>; 2] {
     let drop = [nft::counter(), nft::verdict(nft::NF_DROP)];
     let mut ipv4 = from_host_veth();
     ipv4.extend([
         nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[NFPROTO_IPV4]),
+        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV4]),
     ]);
     ipv4.extend(drop.clone());
     let mut ipv6 = from_host_veth();
     ipv6.extend([
         nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[NFPROTO_IPV6]),
+        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV6]),
         nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, IPV6_SADDR_OFFSET, 16),
         nft::cmp(nft::NFT_CMP_NEQ, &[0; 16]),
         nft::fib(
@@ -80,7 +92,7 @@ fn rules() -> [Vec<Expr>; 2] {
 /// The chain and its rules, replacing any copy in one batch; other chains
 /// of the table (the overlay ingress controls) are left alone.
 pub fn replace_changes() -> Vec<nft::Change> {
-    nft::replace_chain(FAMILY, &CHAIN_SPEC, &rules())
+    nft_table::replace_changes(&chain())
 }
 
 /// What the kernel holds of the filter.
@@ -112,61 +124,31 @@ impl fmt::Display for FilterState {
     }
 }
 
-/// Compares the rules in the kernel with ours (one dump).
-fn rules_state(nl: &mut Netlink) -> CniResult<FilterState> {
-    let found = nl
-        .rules(FAMILY, TABLE, CHAIN)
-        .wrap("list the source filter's rules")?;
-    if found.is_empty() {
-        return Ok(FilterState::Missing);
-    }
-    match nft::match_rules(&rules(), &found) {
-        Some(counts) => Ok(FilterState::InForce {
-            dropped_ipv4: counts.first().copied().unwrap_or(0),
-            dropped_ipv6: counts.get(1).copied().unwrap_or(0),
-        }),
-        None => Ok(FilterState::Altered("its rules differ")),
+impl From<ChainState> for FilterState {
+    fn from(state: ChainState) -> Self {
+        match state {
+            ChainState::InForce(counters) => FilterState::InForce {
+                dropped_ipv4: counters.of(RULE_IPV4),
+                dropped_ipv6: counters.of(RULE_IPV6),
+            },
+            ChainState::Missing => FilterState::Missing,
+            ChainState::Altered(what) => FilterState::Altered(what),
+        }
     }
 }
 
-/// The full state: the base chain's hook, priority and policy, then the
-/// rules (two requests). CHECK, STATUS and doctor ask this.
+/// The filter as the kernel holds it (CHECK, STATUS, doctor, list).
 pub fn state(nl: &mut Netlink) -> CniResult<FilterState> {
-    let chain = nl
-        .chain(FAMILY, TABLE, CHAIN)
-        .wrap("look up the source filter's chain")?;
-    match chain {
-        None => Ok(FilterState::Missing),
-        Some(chain) if !chain.is(&CHAIN_SPEC) => Ok(FilterState::Altered(
-            "its chain is not a filter on prerouting at priority raw with policy accept",
-        )),
-        Some(_) => rules_state(nl),
+    Ok(Snapshot::read(nl)?.state(&chain()).into())
+}
+
+/// ADD's part of the table's batch: nothing when the filter is in force,
+/// else the chain replaced.
+pub fn changes(snapshot: &Snapshot) -> Vec<nft::Change> {
+    match snapshot.state(&chain()) {
+        ChainState::InForce(_) => Vec::new(),
+        _ => replace_changes(),
     }
-}
-
-/// ADD's step: one dump when the filter is in place; the whole table
-/// replaced in one batch when it is missing or its rules differ.
-pub fn ensure(nl: &mut Netlink) -> CniResult<()> {
-    if let FilterState::InForce { .. } = rules_state(nl)? {
-        return Ok(());
-    }
-    nl.batch(&replace_changes())
-        .wrap(format_args!("install nf_tables table inet {TABLE}"))
-}
-
-/// `uninstall`: deletes the table; absent is fine.
-pub fn remove(nl: &mut Netlink) -> CniResult<()> {
-    let changes = [
-        nft::new_table(FAMILY, TABLE),
-        nft::delete_table(FAMILY, TABLE),
-    ];
-    nl.batch(&changes)
-        .wrap(format_args!("delete nf_tables table inet {TABLE}"))
-}
-
-/// A netlink socket for nf_tables in the current namespace.
-pub fn open() -> CniResult<Netlink> {
-    Netlink::open_netfilter().wrap("open nf_tables netlink socket")
 }
 
 /// The filter is on but nf_tables cannot carry it: say which key turns it off.

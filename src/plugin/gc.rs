@@ -1,12 +1,13 @@
 //! GC: remove every attachment of this network that the runtime no longer
 //! lists in `cni.dev/valid-attachments` (or the older `cni.dev/attachments`),
 //! then bring the network's overlay ingress control in line with its
-//! setting (pods attached by an earlier version included).
+//! setting (pods attached by an earlier version included), or remove its
+//! chain when no pod of the network is left on the node.
 
 use super::host_veth::is_ours;
 use super::naming::parse_alias;
 use super::open_host;
-use super::{filter, ingress};
+use super::rules;
 use crate::cni::config::{NetConf, ValidAttachment};
 use crate::cni::error::{CniResult, Wrap};
 use crate::log;
@@ -19,11 +20,16 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     };
     let mut host = open_host()?;
     let links = host.links().wrap("list links")?;
+    let mut kept = 0;
     for link in links.iter().filter(|link| is_ours(link)) {
         let Some((network, container_id, ifname)) = parse_alias(&link.alias) else {
             continue;
         };
-        if network != conf.name || is_valid(container_id, ifname) {
+        if network != conf.name {
+            continue;
+        }
+        if is_valid(container_id, ifname) {
+            kept += 1;
             continue;
         }
         match host.delete_link(link.index) {
@@ -32,5 +38,8 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
-    ingress::ensure_configured(filter::open(), &mut host, conf)
+    if kept == 0 {
+        return rules::remove_network(conf);
+    }
+    rules::ensure(&mut host, conf)
 }

@@ -9,33 +9,42 @@
 //!   type filter hook forward priority filter; policy accept;
 //!   iifname "mycelium" oifgroup G ct state established,related accept
 //!   iifname "mycelium" oifgroup G ct status dnat accept
-//!   iifname "mycelium" oifgroup G ip6 saddr PREFIX accept   # one per listed prefix
+//!   iifname "mycelium" oifgroup G ip6 saddr @allow-NET accept  # listed prefixes
 //!   iifname "mycelium" oifgroup G counter drop
 //! }
+//! set allow-NET { type ipv6_addr; flags interval; elements = { PREFIX, ... } }
 //! ```
+//! The listed prefixes live in one interval set matched by one rule, so a
+//! list of 10,000 prefixes is one rule and a few set-element messages, and
+//! a change of the list replaces the set's content in the same batch.
 //! `open` has no chain. Traffic from the node itself (output path), between
 //! pods of the node (iif a veth) and what the node DNATs to a pod (a
 //! Service the user exposed) is never dropped here.
 
-use super::filter::TABLE;
 use super::host_veth::is_ours;
 use super::naming::parse_alias;
+use super::nft_table::{self, ChainSpec, ChainState, FAMILY, Rule, Snapshot, TABLE};
 use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::error::{CniError, CniResult, IO_FAILURE, Wrap};
-use crate::log;
 use crate::netlink::Netlink;
-use crate::netlink::nftables::{self as nft, BaseChain, Expr};
+use crate::netlink::nft_set::{
+    self, Element, NFT_SET_ELEM_INTERVAL_END, NFT_SET_INTERVAL, SetSpec,
+};
+use crate::netlink::nftables::{self as nft, Expr};
 use ipnetwork::Ipv6Network;
 use std::fmt;
 
-const FAMILY: u8 = nft::NFPROTO_INET;
 const IFNAMSIZ: usize = 16;
-const NFPROTO_IPV6: u8 = 10;
 const IPV6_SADDR_OFFSET: u32 = 8;
 /// ct state bits: established (1 << 1) and related (1 << 2).
 const CT_ESTABLISHED_RELATED: u32 = 0b110;
 /// ct status IPS_DST_NAT.
 const CT_STATUS_DNAT: u32 = 1 << 5;
+/// nft's datatype number for `ipv6_addr` (TYPE_IP6ADDR), so `nft list`
+/// prints the set's elements as addresses.
+const TYPE_IP6ADDR: u32 = 8;
+pub const CHAIN_PREFIX: &str = "overlay-in-";
+const RULE_DROP: &str = "drop";
 
 /// The interface group of the network's host veths: FNV-1a of its name
 /// with the high bit set, so never the default group 0.
@@ -47,16 +56,21 @@ pub fn group(network: &str) -> u32 {
 }
 
 pub fn chain_name(network: &str) -> String {
-    format!("overlay-in-{network}")
+    format!("{CHAIN_PREFIX}{network}")
 }
 
-fn chain_spec(name: &str) -> BaseChain<'_> {
-    BaseChain {
+/// The set of the listed prefixes.
+pub fn set_name(network: &str) -> String {
+    format!("allow-{network}")
+}
+
+fn set_spec(name: &str) -> SetSpec<'_> {
+    SetSpec {
         table: TABLE,
         name,
-        hook: nft::NF_INET_FORWARD,
-        priority: nft::NF_IP_PRI_FILTER,
-        policy: nft::NF_ACCEPT,
+        key_type: TYPE_IP6ADDR,
+        key_len: 16,
+        flags: NFT_SET_INTERVAL,
     }
 }
 
@@ -72,65 +86,111 @@ fn from_overlay_to_pods(conf: &NetConf) -> Vec<Expr> {
     ]
 }
 
-/// `ip6 saddr PREFIX`, as nft builds it: a whole number of bytes compared,
-/// or all 16 masked when the prefix ends inside a byte.
-fn source_in(prefix: &Ipv6Network) -> Vec<Expr> {
-    let bits = usize::from(prefix.prefix());
-    let mut exprs = vec![
-        nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[NFPROTO_IPV6]),
-    ];
-    if bits == 0 {
-        return exprs;
+/// The listed prefixes of the setting (none for `open` and `replies`).
+fn listed(conf: &NetConf) -> &[Ipv6Network] {
+    match &conf.overlay_ingress {
+        OverlayIngress::RepliesAnd(prefixes) => prefixes,
+        _ => &[],
     }
-    let len = if bits % 8 == 0 { bits / 8 } else { 16 };
-    let header = nft::NFT_PAYLOAD_NETWORK_HEADER;
-    exprs.push(nft::payload_load(header, IPV6_SADDR_OFFSET, len as u32));
-    if bits % 8 != 0 {
-        exprs.push(nft::bitwise_and(&prefix.mask().octets()));
-    }
-    let network = prefix.network().octets();
-    exprs.push(nft::cmp(
-        nft::NFT_CMP_EQ,
-        network.get(..len).unwrap_or(&network),
-    ));
-    exprs
 }
 
-/// The chain's rules for the configured setting; none for `open`.
-pub fn rules(conf: &NetConf) -> Vec<Vec<Expr>> {
-    let prefixes = match &conf.overlay_ingress {
-        OverlayIngress::Open => return Vec::new(),
-        OverlayIngress::Replies => &[][..],
-        OverlayIngress::RepliesAnd(prefixes) => &prefixes[..],
-    };
+/// The network's chain for the configured setting; None for `open`.
+pub fn chain(conf: &NetConf) -> Option<ChainSpec> {
+    if conf.overlay_ingress == OverlayIngress::Open {
+        return None;
+    }
     let accept = nft::verdict(nft::NF_ACCEPT);
-    let with = |tail: Vec<Expr>| {
-        let mut rule = from_overlay_to_pods(conf);
-        rule.extend(tail);
-        rule
+    let with = |label, tail: Vec<Expr>| {
+        let mut exprs = from_overlay_to_pods(conf);
+        exprs.extend(tail);
+        Rule { label, exprs }
     };
     let mut rules = vec![
-        with(vec![
-            nft::ct_load(nft::NFT_CT_STATE),
-            nft::bitwise_and(&CT_ESTABLISHED_RELATED.to_ne_bytes()),
-            nft::cmp(nft::NFT_CMP_NEQ, &[0; 4]),
-            accept.clone(),
-        ]),
-        with(vec![
-            nft::ct_load(nft::NFT_CT_STATUS),
-            nft::bitwise_and(&CT_STATUS_DNAT.to_ne_bytes()),
-            nft::cmp(nft::NFT_CMP_NEQ, &[0; 4]),
-            accept.clone(),
-        ]),
+        with(
+            "established",
+            vec![
+                nft::ct_load(nft::NFT_CT_STATE),
+                nft::bitwise_and(&CT_ESTABLISHED_RELATED.to_ne_bytes()),
+                nft::cmp(nft::NFT_CMP_NEQ, &[0; 4]),
+                accept.clone(),
+            ],
+        ),
+        with(
+            "dnat",
+            vec![
+                nft::ct_load(nft::NFT_CT_STATUS),
+                nft::bitwise_and(&CT_STATUS_DNAT.to_ne_bytes()),
+                nft::cmp(nft::NFT_CMP_NEQ, &[0; 4]),
+                accept.clone(),
+            ],
+        ),
     ];
-    for prefix in prefixes {
-        let mut tail = source_in(prefix);
-        tail.push(accept.clone());
-        rules.push(with(tail));
+    if !listed(conf).is_empty() {
+        let header = nft::NFT_PAYLOAD_NETWORK_HEADER;
+        rules.push(with(
+            "listed",
+            vec![
+                nft::meta_load(nft::NFT_META_NFPROTO),
+                nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV6]),
+                nft::payload_load(header, IPV6_SADDR_OFFSET, 16),
+                nft_set::lookup(&set_name(&conf.name)),
+                accept,
+            ],
+        ));
     }
-    rules.push(with(vec![nft::counter(), nft::verdict(nft::NF_DROP)]));
-    rules
+    rules.push(with(
+        RULE_DROP,
+        vec![nft::counter(), nft::verdict(nft::NF_DROP)],
+    ));
+    Some(ChainSpec {
+        name: chain_name(&conf.name),
+        kind: "filter",
+        hook: nft::NF_INET_FORWARD,
+        priority: nft::NF_IP_PRI_FILTER,
+        policy: nft::NF_ACCEPT,
+        rules,
+    })
+}
+
+/// The prefixes as an interval set's elements: each merged range
+/// [start, end) is a start element and an end element flagged
+/// INTERVAL_END (none when the range reaches the top of the space).
+/// Overlapping and adjacent prefixes are merged: the kernel refuses
+/// overlapping intervals.
+pub fn set_elements(prefixes: &[Ipv6Network]) -> Vec<Element> {
+    let mut ranges: Vec<(u128, Option<u128>)> = prefixes
+        .iter()
+        .map(|p| {
+            let start = u128::from(p.network());
+            let size = 1u128.checked_shl(128 - u32::from(p.prefix()));
+            (start, size.and_then(|size| start.checked_add(size)))
+        })
+        .collect();
+    ranges.sort();
+    let mut merged: Vec<(u128, Option<u128>)> = Vec::new();
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some((_, last_end)) if last_end.is_none_or(|e| start <= e) => {
+                *last_end = last_end.and_then(|e| end.map(|n| e.max(n)));
+            }
+            _ => merged.push((start, end)),
+        }
+    }
+    let mut elements = Vec::new();
+    for (start, end) in merged {
+        elements.push(Element {
+            key: start.to_be_bytes().to_vec(),
+            flags: 0,
+        });
+        if let Some(end) = end {
+            elements.push(Element {
+                key: end.to_be_bytes().to_vec(),
+                flags: NFT_SET_ELEM_INTERVAL_END,
+            });
+        }
+    }
+    elements.sort();
+    elements
 }
 
 /// What the kernel holds of one network's control.
@@ -161,78 +221,87 @@ impl fmt::Display for IngressState {
     }
 }
 
-/// Compares the chain's rules in the kernel with the configured ones.
-fn rules_state(nl: &mut Netlink, conf: &NetConf) -> CniResult<IngressState> {
-    let chain = chain_name(&conf.name);
-    let found = nl
-        .rules(FAMILY, TABLE, &chain)
-        .wrap(format_args!("list the rules of chain {chain}"))?;
-    let wanted = rules(conf);
-    Ok(match (wanted.is_empty(), found.is_empty()) {
-        (true, true) => IngressState::Open,
-        (true, false) => IngressState::Stale,
-        (false, true) => IngressState::Missing,
-        (false, false) => match nft::match_rules(&wanted, &found) {
-            Some(counts) => IngressState::InForce {
-                dropped: counts.iter().sum(),
-            },
-            None => IngressState::Altered("its rules differ from the setting"),
-        },
-    })
-}
-
-/// The full state, with the chain's hook, priority and policy (CHECK, doctor).
-pub fn state(nl: &mut Netlink, conf: &NetConf) -> CniResult<IngressState> {
-    let name = chain_name(&conf.name);
-    let chain = nl
-        .chain(FAMILY, TABLE, &name)
-        .wrap(format_args!("look up chain {name}"))?;
-    match chain {
-        Some(chain) if !chain.is(&chain_spec(&name)) => Ok(IngressState::Altered(
-            "it is not a filter on forward at priority filter with policy accept",
-        )),
-        _ => rules_state(nl, conf),
+/// The network's control against the snapshot (and, with listed
+/// prefixes, the set's elements: one more dump).
+pub fn state(nl: &mut Netlink, snapshot: &Snapshot, conf: &NetConf) -> CniResult<IngressState> {
+    let Some(spec) = chain(conf) else {
+        return Ok(match snapshot.has_chain(&chain_name(&conf.name)) {
+            true => IngressState::Stale,
+            false => IngressState::Open,
+        });
+    };
+    let dropped = match snapshot.state(&spec) {
+        ChainState::InForce(counters) => counters.of(RULE_DROP),
+        ChainState::Missing => return Ok(IngressState::Missing),
+        ChainState::Altered(what) => return Ok(IngressState::Altered(what)),
+    };
+    let prefixes = listed(conf);
+    if !prefixes.is_empty() {
+        let set = set_name(&conf.name);
+        let found = nl
+            .set_elements(FAMILY, TABLE, &set)
+            .wrap(format_args!("list set {set}"))?;
+        if found.as_deref() != Some(&set_elements(prefixes)) {
+            return Ok(IngressState::Altered("its set of listed prefixes differs"));
+        }
     }
+    Ok(IngressState::InForce { dropped })
 }
 
-/// ADD's and GC's step: one dump when the control is as configured;
-/// otherwise the network's host veths get their group and the chain is
-/// replaced (or removed, for `open`) in one batch.
-pub fn ensure(nft_nl: &mut Netlink, host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
-    let name = chain_name(&conf.name);
-    match rules_state(nft_nl, conf)? {
-        IngressState::Open | IngressState::InForce { .. } => Ok(()),
-        IngressState::Stale => nft_nl
-            .batch(&nft::remove_chain(FAMILY, TABLE, &name))
-            .wrap(format_args!("delete chain {name}")),
+/// `state` on a fresh snapshot (CHECK, STATUS, doctor).
+pub fn current_state(nl: &mut Netlink, conf: &NetConf) -> CniResult<IngressState> {
+    let snapshot = Snapshot::read(nl)?;
+    state(nl, &snapshot, conf)
+}
+
+/// The batch that replaces the network's chain and set with the setting.
+pub fn replace_changes(conf: &NetConf, spec: &ChainSpec) -> Vec<nft::Change> {
+    let set = set_name(&conf.name);
+    let mut changes = nft_table::remove_changes(&spec.name);
+    changes.extend(remove_set(&set));
+    let prefixes = listed(conf);
+    if !prefixes.is_empty() {
+        changes.push(nft_set::new_set(FAMILY, &set_spec(&set)));
+        let elements = set_elements(prefixes);
+        changes.extend(nft_set::add_elements(FAMILY, TABLE, &set, &elements));
+    }
+    changes.extend(nft_table::create_changes(spec));
+    changes
+}
+
+/// Deletes the set whether or not it exists: an empty one is declared first.
+fn remove_set(name: &str) -> Vec<nft::Change> {
+    vec![
+        nft_set::new_set(FAMILY, &set_spec(name)),
+        nft_set::delete_set(FAMILY, TABLE, name),
+    ]
+}
+
+/// The network's chain and set removed (no chain once `open`, or no pod).
+pub fn remove_changes(network: &str) -> Vec<nft::Change> {
+    let mut changes = nft_table::remove_changes(&chain_name(network));
+    changes.extend(remove_set(&set_name(network)));
+    changes
+}
+
+/// ADD's and GC's part of the table's batch: nothing when the control is
+/// as configured; otherwise the network's host veths get their group and
+/// the chain is replaced (or removed, for `open`).
+pub fn changes(
+    nl: &mut Netlink,
+    host: &mut Netlink,
+    snapshot: &Snapshot,
+    conf: &NetConf,
+) -> CniResult<Vec<nft::Change>> {
+    match state(nl, snapshot, conf)? {
+        IngressState::Open | IngressState::InForce { .. } => Ok(Vec::new()),
+        IngressState::Stale => Ok(remove_changes(&conf.name)),
         IngressState::Missing | IngressState::Altered(_) => {
             adopt_host_veths(host, &conf.name)?;
-            let changes = nft::replace_chain(FAMILY, &chain_spec(&name), &rules(conf));
-            nft_nl
-                .batch(&changes)
-                .wrap(format_args!("install chain {name} in table inet {TABLE}"))
+            let spec = chain(conf)
+                .ok_or_else(|| CniError::new(IO_FAILURE, "overlayIngress: no chain for open"))?;
+            Ok(replace_changes(conf, &spec))
         }
-    }
-}
-
-/// ADD's and GC's call: `ensure` with the error made a CNI one. With
-/// `open` a failure is only logged: nf_tables is asked just for a chain of
-/// an earlier setting, and a node without nf_tables must still work.
-pub fn ensure_configured(
-    nft: CniResult<Netlink>,
-    host: &mut Netlink,
-    conf: &NetConf,
-) -> CniResult<()> {
-    let ensured = nft.and_then(|mut nft| ensure(&mut nft, host, conf));
-    match ensured {
-        Err(error) if conf.overlay_ingress == OverlayIngress::Open => {
-            let msg = &error.msg;
-            log::line(&format!(
-                "overlayIngress open; no earlier chain removed: {msg}"
-            ));
-            Ok(())
-        }
-        other => other.map_err(unusable),
     }
 }
 
@@ -280,33 +349,62 @@ mod tests {
         assert!(group("") & 0x8000_0000 != 0);
     }
 
-    #[test]
-    fn rules_follow_the_setting() {
-        assert!(rules(&conf(r#""open""#)).is_empty());
-        let replies = rules(&conf(r#""replies""#));
-        assert_eq!(replies.len(), 3, "established/related, dnat, drop");
-        let listed = rules(&conf(r#"["4aa:1:2:3::/64", "5b0::/12"]"#));
-        assert_eq!(listed.len(), 5);
-        // /64: 8 bytes compared, no mask; /12: all 16, masked.
-        let names = |rule: &Vec<Expr>| rule.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
-        assert!(!names(&listed[2]).contains(&"bitwise".to_string()));
-        assert!(names(&listed[3]).contains(&"bitwise".to_string()));
-        assert_eq!(listed[4].last(), Some(&nft::verdict(nft::NF_DROP)));
-        for rule in &listed {
-            assert_eq!(rule[..4], from_overlay_to_pods(&conf(r#""replies""#))[..]);
-        }
+    fn labels(conf: &NetConf) -> Vec<&'static str> {
+        chain(conf).map_or_else(Vec::new, |c| c.rules.iter().map(|r| r.label).collect())
     }
 
     #[test]
-    fn prefix_bytes_are_the_network_part() {
-        let prefix: Ipv6Network = "5b0::/12".parse().unwrap();
-        let exprs = source_in(&prefix);
-        let mut mask = [0u8; 16];
-        mask[..2].copy_from_slice(&[0xff, 0xf0]);
-        let mut network = [0u8; 16];
-        network[..2].copy_from_slice(&[0x05, 0xb0]);
-        assert_eq!(exprs[2], nft::payload_load(1, 8, 16));
-        assert_eq!(exprs[3], nft::bitwise_and(&mask));
-        assert_eq!(exprs[4], nft::cmp(nft::NFT_CMP_EQ, &network));
+    fn rules_follow_the_setting() {
+        assert!(chain(&conf(r#""open""#)).is_none());
+        assert_eq!(
+            labels(&conf(r#""replies""#)),
+            ["established", "dnat", "drop"]
+        );
+        let listed = conf(r#"["4aa:1:2:3::/64", "5b0::/12"]"#);
+        assert_eq!(labels(&listed), ["established", "dnat", "listed", "drop"]);
+        let spec = chain(&listed).unwrap();
+        assert_eq!(
+            spec.rules[2].exprs.last(),
+            Some(&nft::verdict(nft::NF_ACCEPT))
+        );
+        assert!(spec.rules[2].exprs.contains(&nft_set::lookup("allow-net1")));
+        assert_eq!(
+            spec.rules[3].exprs.last(),
+            Some(&nft::verdict(nft::NF_DROP))
+        );
+        for rule in &spec.rules {
+            assert_eq!(rule.exprs[..4], from_overlay_to_pods(&listed)[..]);
+        }
+    }
+
+    fn key(text: &str) -> Vec<u8> {
+        text.parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+            .to_vec()
+    }
+
+    #[test]
+    fn prefixes_become_merged_intervals() {
+        let prefixes: Vec<Ipv6Network> =
+            ["5b0::/12", "5b0:1::/64", "4aa:1:2:3::/64", "4aa:1:2:4::/64"]
+                .iter()
+                .map(|p| p.parse().unwrap())
+                .collect();
+        let end = NFT_SET_ELEM_INTERVAL_END;
+        let element = |text, flags| Element {
+            key: key(text),
+            flags,
+        };
+        let mut expected = vec![
+            element("4aa:1:2:3::", 0),
+            element("4aa:1:2:5::", end),
+            element("5b0::", 0),
+            element("5c0::", end),
+        ];
+        expected.sort();
+        assert_eq!(set_elements(&prefixes), expected);
+        let everything = ["::/0".parse().unwrap()];
+        assert_eq!(set_elements(&everything), vec![element("::", 0)]);
     }
 }

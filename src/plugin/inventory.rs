@@ -6,6 +6,7 @@ use super::naming::parse_alias;
 use super::node::{self, Node, NodeError};
 use super::open_host;
 use crate::cni::error::{CniResult, Wrap};
+use netlink_packet_route::AddressFamily;
 
 pub struct AttachmentRow {
     pub network: String,
@@ -23,12 +24,16 @@ pub fn attachments() -> CniResult<Vec<AttachmentRow>> {
     for link in links.iter().filter(|link| is_ours(link)) {
         let (network, container_id, ifname) =
             parse_alias(&link.alias).unwrap_or(("(unlabelled)", "-", "-"));
-        let routes = nl.routes(link.index).wrap("list routes")?;
+        let routes = nl
+            .routes(AddressFamily::Inet6, link.index)
+            .wrap("list routes")?;
         let address = routes
             .iter()
-            .filter(|route| route.prefix_len == 128)
-            .find_map(|route| route.destination)
-            .map_or_else(|| "-".to_string(), |address| address.to_string());
+            .find(|route| route.destination.prefix() == 128)
+            .map_or_else(
+                || "-".to_string(),
+                |route| route.destination.ip().to_string(),
+            );
         rows.push(AttachmentRow {
             network: network.into(),
             container_id: container_id.into(),

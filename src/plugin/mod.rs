@@ -11,8 +11,10 @@ mod host_veth;
 pub mod ingress;
 mod inventory;
 pub mod naming;
+pub mod nft_table;
 pub mod node;
 mod pod;
+mod rules;
 mod status;
 
 pub use inventory::{attachments, node_status};

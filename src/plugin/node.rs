@@ -4,8 +4,9 @@
 use super::naming;
 use crate::cni::error::{CniError, TRY_AGAIN_LATER, Wrap};
 use crate::netlink::Netlink;
+use netlink_packet_route::AddressFamily;
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 pub struct Node {
     pub mtu: u32,
@@ -115,14 +116,17 @@ pub fn inspect(nl: &mut Netlink, name: &str) -> Result<Node, NodeError> {
         return Err(not_ready(Unready::Down));
     }
     let addresses = nl
-        .addresses(link.index)
+        .addresses(AddressFamily::Inet6, link.index)
         .wrap("list addresses of Mycelium interface")?;
     let address = addresses
         .iter()
-        .find(|a| naming::in_overlay(a.address) && a.is_usable_global())
-        .map(|a| a.address)
+        .filter(|a| a.is_usable_global())
+        .find_map(|a| match a.address {
+            IpAddr::V6(v6) if naming::in_overlay(v6) => Some(v6),
+            _ => None,
+        })
         .ok_or_else(|| not_ready(Unready::NoOverlayAddress))?;
-    let oif = match nl.lookup_route(overlay_probe(address)) {
+    let oif = match nl.lookup_route(IpAddr::V6(overlay_probe(address))) {
         Err(e) if e.errno == libc::ENETUNREACH || e.errno == libc::EHOSTUNREACH => 0,
         other => other.wrap("look up the route into 400::/7")?.oif,
     };

@@ -4,7 +4,7 @@
 //! not fail STATUS: the next ADD restores it, and a failing STATUS would
 //! keep the runtime from sending that ADD.
 
-use super::{filter, ingress, node, open_host};
+use super::{filter, ingress, nft_table, node, open_host};
 use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::error::{CniError, CniResult, STATUS_NOT_AVAILABLE};
 
@@ -17,13 +17,13 @@ pub fn status(conf: &NetConf) -> CniResult<()> {
     node::inspect(&mut nl, &conf.mycelium_interface)
         .map_err(|error| not_available(error.into()))?;
     if conf.source_filter {
-        filter::open()
+        nft_table::open()
             .and_then(|mut nl| filter::state(&mut nl))
             .map_err(|error| not_available(filter::unusable(error)))?;
     }
     if conf.overlay_ingress != OverlayIngress::Open {
-        filter::open()
-            .and_then(|mut nl| ingress::state(&mut nl, conf))
+        nft_table::open()
+            .and_then(|mut nl| ingress::current_state(&mut nl, conf))
             .map_err(|error| not_available(ingress::unusable(error)))?;
     }
     Ok(())

@@ -1,0 +1,270 @@
+//! The plugin's own nf_tables table, `inet mycelium-cni`, and the one way
+//! its base chains are declared, compared with the kernel and replaced.
+//!
+//! Each feature declares its chains as `ChainSpec`s: the base chain (type,
+//! hook, priority, policy) and its rules, each rule with a label by which
+//! its counter is read. `Snapshot::read` takes the table as the kernel
+//! holds it (its flags, every chain, every rule: three requests, whatever
+//! the number of chains), `Snapshot::state` compares one spec with it, and
+//! `replace_changes` gives the batch that makes the kernel's copy the
+//! spec, which every caller applies in one batch with the others.
+//!
+//! Everything that makes a chain work is compared: a dormant table (its
+//! chains are kept but no hook is registered), the chain's type, hook,
+//! priority and policy, and every expression of every rule. What CHECK
+//! reports as not in force, the next ADD replaces.
+
+use crate::cni::error::{CniResult, Wrap};
+use crate::netlink::Netlink;
+use crate::netlink::nftables::{self as nft, BaseChain, ChainInfo, Expr};
+use std::fmt;
+
+pub const TABLE: &str = "mycelium-cni";
+pub const FAMILY: u8 = nft::NFPROTO_INET;
+
+/// One rule of a chain: a label that names it (and its counter), and its
+/// expressions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub label: &'static str,
+    pub exprs: Vec<Expr>,
+}
+
+/// A base chain of the table with its rules, as a feature wants it.
+pub struct ChainSpec {
+    pub name: String,
+    /// "filter" or "nat".
+    pub kind: &'static str,
+    pub hook: u32,
+    pub priority: i32,
+    pub policy: u32,
+    pub rules: Vec<Rule>,
+}
+
+impl ChainSpec {
+    fn base(&self) -> BaseChain<'_> {
+        BaseChain {
+            table: TABLE,
+            name: &self.name,
+            kind: self.kind,
+            hook: self.hook,
+            priority: self.priority,
+            policy: self.policy,
+        }
+    }
+
+    fn exprs(&self) -> Vec<Vec<Expr>> {
+        self.rules.iter().map(|rule| rule.exprs.clone()).collect()
+    }
+}
+
+/// The packets each labelled rule's counter counted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counters(Vec<(&'static str, u64)>);
+
+impl Counters {
+    /// The count of the rule labelled `label` (0 for a rule without a
+    /// counter, or no such rule).
+    pub fn of(&self, label: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|(l, _)| *l == label)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// What the kernel holds of one chain.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChainState {
+    InForce(Counters),
+    Missing,
+    /// What differs from the spec.
+    Altered(&'static str),
+}
+
+impl fmt::Display for ChainState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainState::InForce(_) => f.write_str("in force"),
+            ChainState::Missing => f.write_str("missing"),
+            ChainState::Altered(what) => write!(f, "altered: {what}"),
+        }
+    }
+}
+
+/// NFT_TABLE_F_DORMANT: the table's chains stay but hook nothing.
+const NFT_TABLE_F_DORMANT: u32 = 1;
+
+/// The table as the kernel holds it.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// None when the table is missing.
+    flags: Option<u32>,
+    chains: Vec<ChainInfo>,
+    rules: Vec<(String, Vec<Expr>)>,
+}
+
+impl Snapshot {
+    /// Three requests: the table's flags, its chains, its rules.
+    pub fn read(nl: &mut Netlink) -> CniResult<Snapshot> {
+        let flags = nl
+            .table_flags(FAMILY, TABLE)
+            .wrap(format_args!("look up nf_tables table inet {TABLE}"))?;
+        if flags.is_none() {
+            return Ok(Snapshot::default());
+        }
+        let (chains, rules) = nl
+            .table_contents(FAMILY, TABLE)
+            .wrap(format_args!("list nf_tables table inet {TABLE}"))?;
+        Ok(Snapshot {
+            flags,
+            chains,
+            rules,
+        })
+    }
+
+    /// Whether a chain of that name exists, whatever it holds.
+    pub fn has_chain(&self, name: &str) -> bool {
+        self.chains.iter().any(|chain| chain.name == name)
+    }
+
+    fn rules_of(&self, chain: &str) -> Vec<Vec<Expr>> {
+        let of_chain = self.rules.iter().filter(|(c, _)| c == chain);
+        of_chain.map(|(_, exprs)| exprs.clone()).collect()
+    }
+
+    /// One chain against its spec.
+    pub fn state(&self, spec: &ChainSpec) -> ChainState {
+        let Some(chain) = self.chains.iter().find(|c| c.name == spec.name) else {
+            return ChainState::Missing;
+        };
+        if self.flags.unwrap_or(0) & NFT_TABLE_F_DORMANT != 0 {
+            return ChainState::Altered("the table is dormant");
+        }
+        if !chain.is(&spec.base()) {
+            return ChainState::Altered("its type, hook, priority or policy differ");
+        }
+        match nft::match_rules(&spec.exprs(), &self.rules_of(&spec.name)) {
+            Some(counts) => {
+                let labels = spec.rules.iter().map(|rule| rule.label);
+                ChainState::InForce(Counters(labels.zip(counts).collect()))
+            }
+            None => ChainState::Altered("its rules differ"),
+        }
+    }
+}
+
+/// The batch that replaces whatever copy of the chain there is with the
+/// spec (other chains are left alone). The table is (re)declared with
+/// flags 0 first, which also wakes a dormant one. Concurrent replacements
+/// serialise in the kernel and leave one copy.
+pub fn replace_changes(spec: &ChainSpec) -> Vec<nft::Change> {
+    nft::replace_chain(FAMILY, &spec.base(), &spec.exprs())
+}
+
+/// The batch that creates the chain of the spec (it must not exist).
+pub fn create_changes(spec: &ChainSpec) -> Vec<nft::Change> {
+    nft::create_chain(FAMILY, &spec.base(), &spec.exprs())
+}
+
+/// The batch that removes chain `name` if it exists.
+pub fn remove_changes(name: &str) -> Vec<nft::Change> {
+    nft::remove_chain(FAMILY, TABLE, name)
+}
+
+/// Applies `changes` in one batch, naming what it did in the error.
+pub fn apply(nl: &mut Netlink, changes: &[nft::Change], what: &str) -> CniResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    nl.batch(changes)
+        .wrap(format_args!("{what} in nf_tables table inet {TABLE}"))
+}
+
+/// A netlink socket for nf_tables in the current namespace.
+pub fn open() -> CniResult<Netlink> {
+    Netlink::open_netfilter().wrap("open nf_tables netlink socket")
+}
+
+/// `uninstall`: deletes the table with every chain; absent is fine.
+pub fn remove(nl: &mut Netlink) -> CniResult<()> {
+    let changes = [
+        nft::new_table(FAMILY, TABLE),
+        nft::delete_table(FAMILY, TABLE),
+    ];
+    nl.batch(&changes)
+        .wrap(format_args!("delete nf_tables table inet {TABLE}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ChainSpec {
+        ChainSpec {
+            name: "c".into(),
+            kind: "filter",
+            hook: nft::NF_INET_FORWARD,
+            priority: 0,
+            policy: nft::NF_ACCEPT,
+            rules: vec![
+                Rule {
+                    label: "a",
+                    exprs: vec![nft::counter(), nft::verdict(nft::NF_DROP)],
+                },
+                Rule {
+                    label: "b",
+                    exprs: vec![nft::verdict(nft::NF_ACCEPT)],
+                },
+            ],
+        }
+    }
+
+    fn chain(kind: &str) -> ChainInfo {
+        ChainInfo {
+            name: "c".into(),
+            hook: Some(nft::NF_INET_FORWARD),
+            priority: Some(0),
+            policy: Some(nft::NF_ACCEPT),
+            kind: kind.into(),
+        }
+    }
+
+    fn snapshot(flags: u32, kind: &str) -> Snapshot {
+        let rules = spec().exprs().into_iter().map(|e| ("c".to_string(), e));
+        Snapshot {
+            flags: Some(flags),
+            chains: vec![chain(kind)],
+            rules: rules.collect(),
+        }
+    }
+
+    #[test]
+    fn a_chain_is_in_force_only_when_everything_matches() {
+        let spec = spec();
+        assert!(matches!(
+            snapshot(0, "filter").state(&spec),
+            ChainState::InForce(_)
+        ));
+        assert_eq!(
+            snapshot(NFT_TABLE_F_DORMANT, "filter").state(&spec),
+            ChainState::Altered("the table is dormant")
+        );
+        assert!(matches!(
+            snapshot(0, "nat").state(&spec),
+            ChainState::Altered(_)
+        ));
+        assert_eq!(Snapshot::default().state(&spec), ChainState::Missing);
+        let mut fewer = snapshot(0, "filter");
+        fewer.rules.pop();
+        assert_eq!(fewer.state(&spec), ChainState::Altered("its rules differ"));
+    }
+
+    #[test]
+    fn counters_are_read_by_label() {
+        let counters = Counters(vec![("a", 3), ("b", 0), ("a", 2)]);
+        assert_eq!(counters.of("a"), 5);
+        assert_eq!(counters.of("none"), 0);
+    }
+}
