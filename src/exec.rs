@@ -20,11 +20,26 @@ pub fn output(argv: &[&str]) -> Option<String> {
     drop(write_end);
     let mut text = String::new();
     let read = std::fs::File::from(read_end).read_to_string(&mut text);
-    let mut status = 0;
-    // SAFETY: waits for the child spawned above.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let status = wait(pid)?;
     let succeeded = read.is_ok() && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     succeeded.then_some(text)
+}
+
+/// The child's wait status; a wait interrupted by a signal (EINTR) is
+/// waited again, and any other failure is no status at all (never exit 0).
+fn wait(pid: libc::pid_t) -> Option<libc::c_int> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waits for our own child, writing only `status`.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if waited == pid {
+            return Some(status);
+        }
+        if waited < 0 && crate::errno::Errno::last().0 == libc::EINTR {
+            continue;
+        }
+        return None;
+    }
 }
 
 fn pipe() -> Option<(OwnedFd, OwnedFd)> {

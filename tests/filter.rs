@@ -269,8 +269,8 @@ fn add_fails_clearly_when_nf_tables_refuses() {
 }
 
 /// On a node without the filter, ADD killed just before its nf_tables batch
-/// (request 5, after the 3 interface checks and the rule dump) leaves no
-/// table and no veth; the next ADD makes both.
+/// leaves no table and no veth; killed just after, the table is whole; the
+/// next ADD makes the veth.
 #[test]
 fn add_killed_before_the_filter_batch_leaves_nothing() {
     require_root();
@@ -278,11 +278,18 @@ fn add_killed_before_the_filter_batch_leaves_nothing() {
     let conf = node.conf("1.0.0");
     let pod = Netns::new("-kbatch");
     let path = pod.path();
-    let killed = node.killed_add_at_request(5, "ctr-kbatch", &path, &conf);
+    let requests = common::add_requests(false);
+    let killed = node.killed_add_before(&requests, "nf_tables batch", "ctr-kbatch", &path, &conf);
     assert_ne!(killed.code, 0, "ADD was not killed");
     assert_eq!(node.ns.run(&["nft", "list", "ruleset"]).trim(), "");
     assert!(node.host_veths().is_empty());
-    let killed = node.killed_add_at_request(6, "ctr-kbatch", &path, &conf);
+    let killed = node.killed_add_before(
+        &requests,
+        "CNI_IFNAME in the pod",
+        "ctr-kbatch",
+        &path,
+        &conf,
+    );
     assert_ne!(killed.code, 0, "ADD was not killed after the batch");
     assert_eq!(
         source_filter_drops(&node),

@@ -242,10 +242,12 @@ fn del_and_gc_leave_nothing_and_gc_adopts_earlier_pods() {
         "the ruleset names the pod: {ruleset}"
     );
 
-    // Killed after the host veth got its alias (request 10, see robust.rs)
-    // and before ADD finished; the pods' namespaces stay, as a runtime's do.
+    // Killed after the host veth got its alias and before ADD finished;
+    // the pods' namespaces stay, as a runtime's do.
+    let requests = common::add_requests(true);
+    let labelled = common::request_number(&requests, "alias of the host veth");
     let mut killed = Vec::new();
-    for n in 10..=16 {
+    for n in labelled + 1..=requests.len() {
         let pod = Netns::new("-ikill");
         let container = format!("ctr-kill-{n}");
         let path = pod.path();
@@ -253,7 +255,11 @@ fn del_and_gc_leave_nothing_and_gc_adopts_earlier_pods() {
         assert_ne!(outcome.code, 0, "request {n}: ADD was not killed");
         killed.push(pod);
     }
-    assert_eq!(node.host_veths().len(), 7, "killed ADDs left no veths");
+    assert_eq!(
+        node.host_veths().len(),
+        requests.len() - labelled,
+        "killed ADDs left no veths"
+    );
     gc(node, &replies, &[]).ok();
     assert!(
         node.host_veths().is_empty(),

@@ -158,12 +158,11 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
     let node_before = node.ns.state();
     let sysctls_before = sysctls(&node);
 
-    // 3 checks of the Mycelium interface (link, addresses, route), the
-    // source filter's rules (present since the warm-up), the network's
-    // overlay ingress chain (none: open), the pod interface, create, look
-    // up, alias, fe80::1, /128 claim, then 5 in the pod.
-    const REQUESTS_IN_ADD: usize = 16;
-    for n in 1..=REQUESTS_IN_ADD + 1 {
+    // The table is in place since the warm-up.
+    let requests = common::add_requests(true);
+    let created = common::request_number(&requests, "create the veth pair");
+    let labelled_by = common::request_number(&requests, "alias of the host veth");
+    for n in 1..=requests.len() + 1 {
         let pod = Netns::new("-kill");
         // lo up, as the loopback plugin leaves it: ADD sets it up too and DEL
         // rightly leaves it so.
@@ -172,7 +171,7 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
         let container = format!("ctr-kill-{n}");
         let path = pod.path();
         let killed = node.killed_add_at_request(n, &container, &path, &conf);
-        if n > REQUESTS_IN_ADD {
+        if n > requests.len() {
             // Past the last request: ADD completes, so the count above is right.
             killed.ok();
             node.del(&container, &path, &conf).ok();
@@ -189,9 +188,13 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
             .ns
             .ip(&["-d", "link", "show"])
             .contains(&format!("alias mycnet/{container}/"));
-        // The pair exists from request 8 on; request 9 writes its alias.
-        assert_eq!(node.host_veths().len(), usize::from(n >= 8), "request {n}");
-        assert_eq!(labelled, n >= 10, "request {n}");
+        // The pair exists once its request was sent, and so does the alias.
+        assert_eq!(
+            node.host_veths().len(),
+            usize::from(n > created),
+            "request {n}"
+        );
+        assert_eq!(labelled, n > labelled_by, "request {n}");
         if n % 2 == 0 && labelled {
             let mut gc = conf.clone();
             gc["cni.dev/valid-attachments"] = json!([]);

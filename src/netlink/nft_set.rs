@@ -20,6 +20,9 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
+/// Required by NEWSET: names the set within its batch (we refer to sets by
+/// name, so any value does).
+const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -66,7 +69,8 @@ pub fn new_set(family: u8, set: &SetSpec) -> Change {
     attrs
         .be32(NFTA_SET_FLAGS, set.flags)
         .be32(NFTA_SET_KEY_TYPE, set.key_type)
-        .be32(NFTA_SET_KEY_LEN, set.key_len);
+        .be32(NFTA_SET_KEY_LEN, set.key_len)
+        .be32(NFTA_SET_ID, 1);
     (
         nft_type(NFT_MSG_NEWSET),
         NLM_F_CREATE,

@@ -44,6 +44,44 @@ fn exit_for_root() {
     std::process::exit(1);
 }
 
+/// ADD's netlink requests in order (what the kill-point tests count with
+/// strace's sendto). On a node whose nf_tables table is as configured ADD
+/// reads the table (flags, chains, rules) and changes nothing; on a node
+/// without the table it finds none and sends one batch.
+pub fn add_requests(table_in_place: bool) -> Vec<&'static str> {
+    let mut requests = vec![
+        "link of the Mycelium interface",
+        "addresses of the Mycelium interface",
+        "route into 400::/7",
+        "nf_tables table flags",
+    ];
+    if table_in_place {
+        requests.extend(["nf_tables chains", "nf_tables rules"]);
+    } else {
+        requests.push("nf_tables batch");
+    }
+    requests.extend([
+        "CNI_IFNAME in the pod",
+        "create the veth pair",
+        "look up the host veth",
+        "alias of the host veth",
+        "fe80::1 on the host veth",
+        "the /128 claim",
+        "the pod interface",
+        "pod interface up",
+        "pod address",
+        "lo up",
+        "route 400::/7 in the pod",
+    ]);
+    requests
+}
+
+/// The 1-based number of request `name` (strace's `when=`).
+pub fn request_number(requests: &[&str], name: &str) -> usize {
+    let index = requests.iter().position(|r| *r == name);
+    index.unwrap_or_else(|| panic!("no request {name:?} in {requests:?}")) + 1
+}
+
 /// Runs a command, panicking with its stderr when it fails.
 pub fn sh(args: &[&str]) -> String {
     let output = Command::new(args[0])
@@ -217,6 +255,20 @@ impl Node {
         ];
         env.extend_from_slice(extra);
         self.run(&env, &conf.to_string())
+    }
+
+    /// Runs ADD of `container` (eth0 in `netns`) under strace, which kills
+    /// it with SIGKILL on entry to the sendto of request `name` of
+    /// `add_requests` (the moment before that netlink request).
+    pub fn killed_add_before(
+        &self,
+        requests: &[&str],
+        name: &str,
+        container: &str,
+        netns: &str,
+        conf: &Value,
+    ) -> Outcome {
+        self.killed_add_at_request(request_number(requests, name), container, netns, conf)
     }
 
     /// Runs ADD of `container` (eth0 in `netns`) under strace, which kills
@@ -537,9 +589,11 @@ impl Drop for Server {
 
 /// The packets the source filter's two drop rules counted: (IPv4, IPv6).
 pub fn source_filter_drops(node: &Node) -> (u64, u64) {
+    // The pod-source chain alone: other chains of the table (overlay
+    // ingress, egress) have drop counters of their own.
     let table = node
         .ns
-        .run(&["nft", "list", "table", "inet", "mycelium-cni"]);
+        .run(&["nft", "list", "chain", "inet", "mycelium-cni", "pod-source"]);
     let counts: Vec<u64> = table
         .lines()
         .filter(|line| line.contains(" drop"))
