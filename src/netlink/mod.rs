@@ -80,7 +80,7 @@ impl NlError {
     fn interrupted() -> Self {
         NlError {
             errno: libc::EINTR,
-            kernel_msg: format!("dump interrupted by changes {DUMP_ATTEMPTS} times in a row"),
+            kernel_msg: "dump interrupted by changes, 5 times in a row".into(),
         }
     }
 }

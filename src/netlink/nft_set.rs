@@ -164,7 +164,8 @@ pub fn elements_dump_request(family: u8, table: &str, set: &str) -> NfMessage {
 }
 
 impl Netlink {
-    /// The elements of `set`, sorted; None when the set is missing.
+    /// The elements of `set`, in the kernel's order; None when the set is
+    /// missing.
     pub fn set_elements(
         &mut self,
         family: u8,
@@ -183,7 +184,6 @@ impl Netlink {
         {
             elements.extend(parse_elements(&object.body).ok_or_else(NlError::protocol)?);
         }
-        elements.sort();
         Ok(Some(elements))
     }
 }

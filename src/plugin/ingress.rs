@@ -152,11 +152,19 @@ pub fn chain(conf: &NetConf) -> Option<ChainSpec> {
     })
 }
 
+/// Whether the kernel's elements (in its own order; set elements are
+/// unique) are exactly the wanted ones (sorted).
+fn same_elements(found: Option<&[Element]>, wanted: &[Element]) -> bool {
+    found.is_some_and(|found| {
+        found.len() == wanted.len() && found.iter().all(|e| wanted.binary_search(e).is_ok())
+    })
+}
+
 /// The prefixes as an interval set's elements: each merged range
 /// [start, end) is a start element and an end element flagged
 /// INTERVAL_END (none when the range reaches the top of the space).
 /// Overlapping and adjacent prefixes are merged: the kernel refuses
-/// overlapping intervals.
+/// overlapping intervals. The elements come out sorted.
 pub fn set_elements(prefixes: &[Ipv6Network]) -> Vec<Element> {
     let mut ranges: Vec<(u128, Option<u128>)> = prefixes
         .iter()
@@ -166,7 +174,7 @@ pub fn set_elements(prefixes: &[Ipv6Network]) -> Vec<Element> {
             (start, size.and_then(|size| start.checked_add(size)))
         })
         .collect();
-    ranges.sort();
+    ranges.sort_unstable();
     let mut merged: Vec<(u128, Option<u128>)> = Vec::new();
     for (start, end) in ranges {
         match merged.last_mut() {
@@ -189,7 +197,6 @@ pub fn set_elements(prefixes: &[Ipv6Network]) -> Vec<Element> {
             });
         }
     }
-    elements.sort();
     elements
 }
 
@@ -241,7 +248,7 @@ pub fn state(nl: &mut Netlink, snapshot: &Snapshot, conf: &NetConf) -> CniResult
         let found = nl
             .set_elements(FAMILY, TABLE, &set)
             .wrap(format_args!("list set {set}"))?;
-        if found.as_deref() != Some(&set_elements(prefixes)) {
+        if !same_elements(found.as_deref(), &set_elements(prefixes)) {
             return Ok(IngressState::Altered("its set of listed prefixes differs"));
         }
     }
@@ -396,14 +403,18 @@ mod tests {
             key: key(text),
             flags,
         };
-        let mut expected = vec![
+        let expected = vec![
             element("4aa:1:2:3::", 0),
             element("4aa:1:2:5::", end),
             element("5b0::", 0),
             element("5c0::", end),
         ];
-        expected.sort();
         assert_eq!(set_elements(&prefixes), expected);
+        let mut shuffled = expected.clone();
+        shuffled.reverse();
+        assert!(same_elements(Some(&shuffled), &expected));
+        assert!(!same_elements(Some(&shuffled[1..]), &expected));
+        assert!(!same_elements(None, &expected));
         let everything = ["::/0".parse().unwrap()];
         assert_eq!(set_elements(&everything), vec![element("::", 0)]);
     }
