@@ -223,6 +223,9 @@ fn parse_exprs(list: &[u8]) -> Option<Vec<Expr>> {
     Some(exprs)
 }
 
+/// A dumped rule: the name of its chain and its expressions.
+pub type ChainRule = (String, Vec<Expr>);
+
 /// A chain as the kernel reports it; a regular (not base) chain has no
 /// hook, policy or type.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -325,7 +328,7 @@ impl Netlink {
         &mut self,
         family: u8,
         table: &str,
-    ) -> NlResult<(Vec<ChainInfo>, Vec<(String, Vec<Expr>)>)> {
+    ) -> NlResult<(Vec<ChainInfo>, Vec<ChainRule>)> {
         let request = table_dump_request(family, table);
         let chains = match self.dump(nft_type(NFT_MSG_GETCHAIN), &request) {
             Err(error) if error.errno == libc::ENOENT => return Ok(Default::default()),

@@ -102,7 +102,7 @@ pub struct Snapshot {
     /// None when the table is missing.
     flags: Option<u32>,
     chains: Vec<ChainInfo>,
-    rules: Vec<(String, Vec<Expr>)>,
+    rules: Vec<nft::ChainRule>,
 }
 
 impl Snapshot {
