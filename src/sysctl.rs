@@ -34,3 +34,14 @@ pub fn interfaces() -> Result<Vec<String>, Errno> {
     }
     Ok(names)
 }
+
+const IPV4_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// `net.ipv4.ip_forward` (per current namespace).
+pub fn ipv4_forwarding() -> Result<String, Errno> {
+    Ok(std::fs::read_to_string(IPV4_FORWARD)?.trim().to_string())
+}
+
+pub fn enable_ipv4_forwarding() -> Result<(), Errno> {
+    Ok(std::fs::write(IPV4_FORWARD, "1")?)
+}

@@ -27,6 +27,7 @@ fn node_without_tun(address: &str) -> Node {
         address: address.into(),
         program: vec![binary()],
         source_filter: true,
+        egress: None,
     }
 }
 

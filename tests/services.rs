@@ -108,7 +108,9 @@ fn default_route_option_reaches_beyond_the_overlay() {
     node.ns
         .ip(&["-6", "addr", "add", "2001:db8:77::1/128", "dev", "lo"]);
     let pod = Netns::new("-def");
+    // defaultRoute as before egress existed: ::/0 via the host, no NAT.
     let mut conf = node.conf("1.0.0");
+    conf["egress"] = "overlay".into();
     conf["defaultRoute"] = true.into();
     let result = node.add("ctr-def", &pod, &conf).ok();
     assert_eq!(result["routes"][1], json!({"dst": "::/0", "gw": "fe80::1"}));
@@ -121,7 +123,9 @@ fn default_route_option_reaches_beyond_the_overlay() {
         "pod -> address outside 400::/7 via the default route"
     );
     let plain = Netns::new("-nodef");
-    node.add("ctr-nodef", &plain, &node.conf("1.0.0")).ok();
+    let mut plain_conf = node.conf("1.0.0");
+    plain_conf["egress"] = "overlay".into();
+    node.add("ctr-nodef", &plain, &plain_conf).ok();
     assert!(
         !plain.ping("2001:db8:77::1"),
         "without defaultRoute nothing outside 400::/7 is routed"

@@ -1,5 +1,6 @@
 //! The network configuration read from stdin.
 
+use super::egress::{self, Egress};
 use super::env::{NAME_RULE, check_interface_name, matches_name_rule};
 use super::error::{CniError, CniResult, DECODE_FAILURE, INVALID_CONFIG};
 use super::json::Fields;
@@ -25,6 +26,8 @@ pub struct NetConf {
     pub routes: Vec<Ipv6Network>,
     /// `defaultRoute`: also `::/0` via the host.
     pub default_route: bool,
+    /// `egress` with `ipv4Pool` (default nat): what pods reach beyond the overlay.
+    pub egress: Egress,
     /// `sourceFilter` (default true): keep the nf_tables source filter.
     pub source_filter: bool,
     /// `overlayIngress` (default open): what may reach the pods from the
@@ -88,6 +91,7 @@ impl NetConf {
             pod_interface: pod_interface.map(String::from),
             routes: parse_routes(&fields)?,
             default_route: fields.bool("defaultRoute")?.unwrap_or(false),
+            egress: egress::parse(&fields)?,
             source_filter: fields.bool("sourceFilter")?.unwrap_or(true),
             overlay_ingress: parse_overlay_ingress(fields.get("overlayIngress"))?,
             log: log.map(|path| LogFile {

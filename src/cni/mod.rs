@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod egress;
 pub mod env;
 pub mod error;
 mod json;

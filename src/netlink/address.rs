@@ -66,7 +66,9 @@ pub fn family_of(address: IpAddr) -> AddressFamily {
 }
 
 /// The address with its prefix length on link `index`. IPv6 ones get
-/// IFA_F_NODAD, so they are usable at once; IPv4 has no DAD.
+/// IFA_F_NODAD, so they are usable at once; IPv4 has no DAD but needs
+/// IFA_LOCAL (the kernel refuses it without: "Local address is not
+/// supplied"), which `ip addr add` also sends.
 pub fn add_request(index: u32, address: IpNetwork) -> Body {
     let mut message = AddressMessage::default();
     message.header.family = family_of(address.ip());
@@ -79,6 +81,10 @@ pub fn add_request(index: u32, address: IpNetwork) -> Body {
         message
             .attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    } else {
+        message
+            .attributes
+            .insert(0, AddressAttribute::Local(address.ip()));
     }
     Body::emitted(&message)
 }

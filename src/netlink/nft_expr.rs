@@ -42,7 +42,9 @@ const NFTA_BITWISE_OP: u16 = 6;
 const NFTA_COUNTER_PACKETS: u16 = 2;
 
 pub const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
+pub const NFT_META_OIFNAME: u32 = libc::NFT_META_OIFNAME as u32;
 pub const NFT_META_NFPROTO: u32 = libc::NFT_META_NFPROTO as u32;
+pub const NFT_META_IIFGROUP: u32 = libc::NFT_META_IIFGROUP as u32;
 pub const NFT_META_OIFGROUP: u32 = libc::NFT_META_OIFGROUP as u32;
 /// `NFT_META_IIFKIND` (not in libc).
 pub const NFT_META_IIFKIND: u32 = 26;
@@ -110,6 +112,12 @@ pub fn fib(result: u32, flags: u32) -> Expr {
         .be32(NFTA_FIB_RESULT, result)
         .be32(NFTA_FIB_FLAGS, flags);
     expr("fib", &data)
+}
+
+/// `masquerade`: source NAT to the address of the output interface. With
+/// no flags and no port range it has no attributes (and dumps none).
+pub fn masquerade() -> Expr {
+    expr("masq", &Body::default())
 }
 
 /// `counter`: the kernel keeps and dumps the packet and byte counts.

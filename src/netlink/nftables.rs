@@ -44,8 +44,10 @@ const NFTA_EXPR_DATA: u16 = 2;
 
 pub const NF_INET_PRE_ROUTING: u32 = libc::NF_INET_PRE_ROUTING as u32;
 pub const NF_INET_FORWARD: u32 = libc::NF_INET_FORWARD as u32;
+pub const NF_INET_POST_ROUTING: u32 = libc::NF_INET_POST_ROUTING as u32;
 pub const NF_IP_PRI_RAW: i32 = libc::NF_IP_PRI_RAW;
 pub const NF_IP_PRI_FILTER: i32 = libc::NF_IP_PRI_FILTER;
+pub const NF_IP_PRI_NAT_SRC: i32 = libc::NF_IP_PRI_NAT_SRC;
 
 /// The body of one nf_tables message: a nfgenmsg (family, version 0,
 /// res_id big-endian), then `attrs`.

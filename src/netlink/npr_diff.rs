@@ -147,7 +147,10 @@ fn address_requests_of_both_families_are_what_we_meant() {
     );
     assert_eq!(
         v4.attributes,
-        vec![AddressAttribute::Address(ip("169.254.1.1"))]
+        vec![
+            AddressAttribute::Local(ip("169.254.1.1")),
+            AddressAttribute::Address(ip("169.254.1.1")),
+        ]
     );
 }
 

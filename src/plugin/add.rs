@@ -9,7 +9,7 @@ use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node::{self, Node};
 use super::pod::Pod;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
-use super::{ingress, rules};
+use super::{egress, ingress, rules};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{
@@ -20,7 +20,7 @@ use crate::log;
 use crate::netlink::Netlink;
 use crate::netlink::link::{Link, VethPair};
 use crate::netlink::route::NewRoute;
-use ipnetwork::Ipv6Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use std::net::{IpAddr, Ipv6Addr};
 
 const ADDRESS_ATTEMPTS: u32 = 64;
@@ -39,6 +39,8 @@ struct Plan<'a> {
     mtu: u32,
     /// Routes in the pod via fe80::1: 400::/7 first, then the configured ones.
     routes: Vec<Ipv6Network>,
+    /// With egress `nat`: the pool of the pod's IPv4 address.
+    ipv4_pool: Option<Ipv4Network>,
 }
 
 pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
@@ -58,6 +60,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         pod_ifname: pod_interface_name(env, conf),
         mtu: conf.mtu.unwrap_or(node.mtu),
         routes: pod_routes(conf),
+        ipv4_pool: conf.egress.pool(),
     };
     let (pod_ifname, mtu) = (plan.pod_ifname, plan.mtu);
     let mut pod = Pod::open(&env.netns)?;
@@ -199,6 +202,10 @@ fn configure(
             .wrap(format_args!("add route {route} via fe80::1 in pod"))?;
     }
     host::ensure_forwarding()?;
+    if let Some(pool) = plan.ipv4_pool {
+        let (host_index, pod_index) = (host_veth.index, pod_link.index);
+        egress::configure_ipv4(host, &mut pod.nl, &plan.id, pool, host_index, pod_index)?;
+    }
     Ok((address, pod_link))
 }
 

@@ -1,6 +1,7 @@
 //! CHECK: what prevResult says this plugin made is still there, on both
 //! sides, and the Mycelium interface still owns the pod's /64.
 
+use super::egress::{self, EgressState};
 use super::filter::{self, FilterState};
 use super::ingress::{self, IngressState};
 use super::naming::GATEWAY;
@@ -54,6 +55,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         }
     }
     check_overlay_ingress(conf)?;
+    check_egress_chain(conf)?;
     let id = attachment_id(env, conf);
     let host_veth = host_veth::find(&mut host, &id)?
         .ok_or_else(|| failed(format!("no host veth for {}", id.alias())))?;
@@ -114,6 +116,10 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             return Err(failed(msg));
         }
     }
+    if let Some(pool) = conf.egress.pool() {
+        let (host_index, pod_index) = (host_veth.index, link.index);
+        egress::check_ipv4(&mut host, host_index, &mut pod.nl, pod_index, pool)?.map_err(failed)?;
+    }
     Ok(())
 }
 
@@ -139,6 +145,25 @@ fn check_overlay_ingress(conf: &NetConf) -> CniResult<()> {
 
 /// The route to `destination` (a default route included: the kernel dumps
 /// it without RTA_DST, and `Route::parse` reads that as `::/0`).
+/// With egress `nat`, the network's NAT chain is in force; with
+/// `overlay`, no chain of an earlier setting is left.
+fn check_egress_chain(conf: &NetConf) -> CniResult<()> {
+    let state = match nft_table::open().and_then(|mut nl| egress::current_state(&mut nl, conf)) {
+        Ok(state) => state,
+        Err(_) if !conf.egress.is_nat() => return Ok(()),
+        Err(error) => return Err(egress::unusable(error)),
+    };
+    if matches!(state, EgressState::Overlay | EgressState::InForce { .. }) {
+        return Ok(());
+    }
+    let msg = format!(
+        "egress {}: chain {} {state}; the next ADD or GC restores it",
+        conf.egress,
+        egress::chain_name(&conf.name)
+    );
+    Err(CniError::new(TRY_AGAIN_LATER, msg))
+}
+
 fn is_route(route: &Route, destination: IpNetwork, gateway: Option<IpAddr>) -> bool {
     route.destination == destination && route.gateway == gateway
 }

@@ -1,15 +1,17 @@
 //! The source filter: a packet entering the node from one of our host veths
-//! must carry the address of the pod behind that veth (or a link-local
-//! source, or `::` for duplicate address detection); IPv4 is dropped. One
-//! nf_tables table of our own, with no per-pod state: the reverse-path check
-//! asks the FIB, where the /128 route ADD makes for each pod is the
-//! allow-list.
+//! must carry an address of the pod behind that veth (or a link-local
+//! source, or `::` for duplicate address detection). One chain in the
+//! plugin's table, with no per-pod state: the reverse-path check asks the
+//! FIB, where the /128 (and, with egress, /32) route ADD makes for each pod
+//! is the allow-list. A pod without an IPv4 address (egress `overlay`) has
+//! no /32, so all its IPv4 is dropped.
 //!
 //! ```text
 //! table inet mycelium-cni {
 //!   chain pod-source {
 //!     type filter hook prerouting priority raw; policy accept;
-//!     iifname "myc*" meta iifkind "veth" meta nfproto ipv4 counter drop
+//!     iifname "myc*" meta iifkind "veth" ip saddr 0.0.0.0 counter drop
+//!     iifname "myc*" meta iifkind "veth" meta nfproto ipv4 fib saddr . iif oif missing counter drop
 //!     iifname "myc*" meta iifkind "veth" ip6 saddr != :: fib saddr . iif oif missing counter drop
 //!   }
 //! }
@@ -28,7 +30,10 @@ pub const CHAIN: &str = "pod-source";
 const IFNAMSIZ: usize = 16;
 /// The IPv6 header's source address: 16 bytes at offset 8.
 const IPV6_SADDR_OFFSET: u32 = 8;
-const RULE_IPV4: &str = "ipv4";
+/// The IPv4 header's source address: 4 bytes at offset 12.
+const IPV4_SADDR_OFFSET: u32 = 12;
+const RULE_IPV4_UNSPECIFIED: &str = "ipv4 from 0.0.0.0";
+const RULE_IPV4: &str = "ipv4 foreign source";
 const RULE_IPV6: &str = "ipv6 foreign source";
 
 /// `iifname "myc*" meta iifkind "veth"`
@@ -43,9 +48,39 @@ fn from_host_veth() -> Vec<Expr> {
     ]
 }
 
-/// The chain: IPv4 dropped, then IPv6 with a foreign source.
+/// The chain: IPv4 from 0.0.0.0 or with a foreign source dropped, then
+/// IPv6 with a foreign source.
 pub fn chain() -> ChainSpec {
-    let [ipv4, ipv6] = rules();
+    let drop = [nft::counter(), nft::verdict(nft::NF_DROP)];
+    let rule = |label, tail: &[Expr]| {
+        let mut exprs = from_host_veth();
+        exprs.extend_from_slice(tail);
+        exprs.extend(drop.clone());
+        Rule { label, exprs }
+    };
+    let ipv4 = [
+        nft::meta_load(nft::NFT_META_NFPROTO),
+        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV4]),
+    ];
+    let ipv6 = [
+        nft::meta_load(nft::NFT_META_NFPROTO),
+        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV6]),
+    ];
+    let unspecified_ipv4 = [
+        nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4),
+        nft::cmp(nft::NFT_CMP_EQ, &[0; 4]),
+    ];
+    let specified_ipv6 = [
+        nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, IPV6_SADDR_OFFSET, 16),
+        nft::cmp(nft::NFT_CMP_NEQ, &[0; 16]),
+    ];
+    let foreign = [
+        nft::fib(
+            nft::NFT_FIB_RESULT_OIF,
+            nft::NFTA_FIB_F_SADDR | nft::NFTA_FIB_F_IIF | nft::NFTA_FIB_F_PRESENT,
+        ),
+        nft::cmp(nft::NFT_CMP_EQ, &[0; 4]),
+    ];
     ChainSpec {
         name: CHAIN.into(),
         kind: "filter",
@@ -53,40 +88,14 @@ pub fn chain() -> ChainSpec {
         priority: nft::NF_IP_PRI_RAW,
         policy: nft::NF_ACCEPT,
         rules: vec![
-            Rule {
-                label: RULE_IPV4,
-                exprs: ipv4,
-            },
-            Rule {
-                label: RULE_IPV6,
-                exprs: ipv6,
-            },
+            rule(
+                RULE_IPV4_UNSPECIFIED,
+                &[&ipv4[..], &unspecified_ipv4].concat(),
+            ),
+            rule(RULE_IPV4, &[&ipv4[..], &foreign].concat()),
+            rule(RULE_IPV6, &[&ipv6[..], &specified_ipv6, &foreign].concat()),
         ],
     }
-}
-
-fn rules() -> [Vec<Expr>; 2] {
-    let drop = [nft::counter(), nft::verdict(nft::NF_DROP)];
-    let mut ipv4 = from_host_veth();
-    ipv4.extend([
-        nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV4]),
-    ]);
-    ipv4.extend(drop.clone());
-    let mut ipv6 = from_host_veth();
-    ipv6.extend([
-        nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV6]),
-        nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, IPV6_SADDR_OFFSET, 16),
-        nft::cmp(nft::NFT_CMP_NEQ, &[0; 16]),
-        nft::fib(
-            nft::NFT_FIB_RESULT_OIF,
-            nft::NFTA_FIB_F_SADDR | nft::NFTA_FIB_F_IIF | nft::NFTA_FIB_F_PRESENT,
-        ),
-        nft::cmp(nft::NFT_CMP_EQ, &[0; 4]),
-    ]);
-    ipv6.extend(drop);
-    [ipv4, ipv6]
 }
 
 /// The chain and its rules, replacing any copy in one batch; other chains
@@ -128,7 +137,7 @@ impl From<ChainState> for FilterState {
     fn from(state: ChainState) -> Self {
         match state {
             ChainState::InForce(counters) => FilterState::InForce {
-                dropped_ipv4: counters.of(RULE_IPV4),
+                dropped_ipv4: counters.of(RULE_IPV4_UNSPECIFIED) + counters.of(RULE_IPV4),
                 dropped_ipv6: counters.of(RULE_IPV6),
             },
             ChainState::Missing => FilterState::Missing,
@@ -167,22 +176,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rules_match_themselves_and_not_each_other() {
-        let [ipv4, ipv6] = rules();
-        assert_eq!(ipv4.len(), 8);
-        assert_eq!(ipv6.len(), 12);
-        for (a, b) in ipv4.iter().zip(&ipv6).take(4) {
-            assert!(nft::same_expr(a, b));
+    fn rules_share_the_veth_match_and_differ_after() {
+        let chain = chain();
+        let [unspecified, ipv4, ipv6] = [0, 1, 2].map(|i| &chain.rules[i].exprs);
+        assert_eq!((unspecified.len(), ipv4.len(), ipv6.len()), (10, 10, 12));
+        for rule in [unspecified, ipv4] {
+            assert_eq!(rule[..4], ipv6[..4], "the veth match");
+            assert_eq!(rule[4..6], ipv4[4..6], "nfproto ipv4");
         }
         assert!(!nft::same_expr(&ipv4[5], &ipv6[5]), "nfproto 2 vs 10");
+        assert_eq!(ipv4[6..8], ipv6[8..10], "the same fib check");
     }
 
     #[test]
-    fn replacement_is_one_batch_of_table_chain_and_two_rules() {
+    fn replacement_is_one_batch_of_table_chain_and_three_rules() {
         let changes = replace_changes();
         let kinds: Vec<u16> = changes.iter().map(|(kind, _, _)| kind & 0xff).collect();
-        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWRULE, NEWRULE
-        assert_eq!(kinds, [0, 3, 5, 3, 6, 6]);
+        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWRULE x3
+        assert_eq!(kinds, [0, 3, 5, 3, 6, 6, 6]);
     }
 
     #[test]

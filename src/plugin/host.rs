@@ -35,3 +35,15 @@ pub fn ensure_forwarding() -> CniResult<()> {
     log::line("set net.ipv6.conf.all.forwarding=1");
     Ok(())
 }
+
+/// Turns on `net.ipv4.ip_forward` if it is off (read first, write only
+/// when 0): the pods' IPv4 egress is forwarded by the node.
+pub fn ensure_ipv4_forwarding() -> CniResult<()> {
+    let current = sysctl::ipv4_forwarding().wrap("read net.ipv4.ip_forward")?;
+    if current != "0" {
+        return Ok(());
+    }
+    sysctl::enable_ipv4_forwarding().wrap("write net.ipv4.ip_forward")?;
+    log::line("set net.ipv4.ip_forward=1");
+    Ok(())
+}

@@ -4,6 +4,7 @@
 mod add;
 mod check;
 mod del;
+pub mod egress;
 pub mod filter;
 mod gc;
 mod host;
@@ -67,16 +68,16 @@ fn pod_interface_name<'a>(env: &'a Env, conf: &'a NetConf) -> &'a str {
 }
 
 /// The routes in the pod via fe80::1: 400::/7, the configured `routes`,
-/// then `::/0` with `defaultRoute`; each destination once.
+/// then `::/0` with `defaultRoute` or egress `nat`; each destination once.
 fn pod_routes(conf: &NetConf) -> Vec<Ipv6Network> {
     let overlay = Ipv6Network::new(naming::OVERLAY, naming::OVERLAY_PREFIX_LEN);
     let default = Ipv6Network::new(std::net::Ipv6Addr::UNSPECIFIED, 0);
     let mut routes: Vec<Ipv6Network> = overlay.into_iter().collect();
-    let wanted = conf
-        .routes
-        .iter()
-        .copied()
-        .chain(default.into_iter().filter(|_| conf.default_route));
+    let wanted = conf.routes.iter().copied().chain(
+        default
+            .into_iter()
+            .filter(|_| conf.default_route || conf.egress.is_nat()),
+    );
     for route in wanted {
         if !routes.contains(&route) {
             routes.push(route);

@@ -1,7 +1,8 @@
 //! Everything derived from (network, container ID, ifname): the host veth
 //! name, its alias, and the pod's candidate addresses. No state on disk.
 
-use std::net::Ipv6Addr;
+use ipnetwork::Ipv4Network;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const HOST_VETH_PREFIX: &str = "myc";
 /// The gateway the pod sees: the host veth's link-local address.
@@ -96,6 +97,16 @@ impl<'a> AttachmentId<'a> {
     pub fn pod_address(&self, node_prefix: u64, attempt: u32) -> Ipv6Addr {
         let iid = IID_MARKER | (self.hash(b'a', attempt) & self.hash_mask());
         Ipv6Addr::from((u128::from(node_prefix) << 64) | u128::from(iid))
+    }
+}
+
+impl AttachmentId<'_> {
+    /// Candidate pod IPv4 address number `attempt` inside `pool`, never its
+    /// network or broadcast address.
+    pub fn pod_ipv4(&self, pool: Ipv4Network, attempt: u32) -> Ipv4Addr {
+        let size = 1u64 << (32 - u32::from(pool.prefix()).min(30));
+        let offset = 1 + (self.hash(b'4', attempt) & self.hash_mask()) % (size - 2);
+        Ipv4Addr::from(u32::from(pool.network()).wrapping_add(offset as u32))
     }
 }
 
@@ -270,5 +281,34 @@ mod tests {
         assert!(!in_overlay("600::1".parse().unwrap()));
         assert!(!in_overlay("fe80::1".parse().unwrap()));
         assert!(!in_overlay("3ff::1".parse().unwrap()));
+    }
+}
+
+#[cfg(test)]
+mod ipv4_tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_candidates_stay_inside_the_pool_and_off_its_ends() {
+        for (pool, bits) in [
+            ("198.18.0.0/16", 48),
+            ("10.9.8.4/30", 48),
+            ("10.1.0.0/24", 2),
+        ] {
+            let pool: Ipv4Network = pool.parse().unwrap();
+            let mut id = AttachmentId::new("net", "ctr", "eth0");
+            id.hash_bits = bits;
+            for attempt in 0..200 {
+                let address = id.pod_ipv4(pool, attempt);
+                assert!(pool.contains(address), "{address} outside {pool}");
+                assert_ne!(address, pool.network());
+                assert_ne!(address, pool.broadcast());
+            }
+        }
+        let pool = "198.18.0.0/16".parse().unwrap();
+        let a = AttachmentId::new("net", "ctr-a", "eth0");
+        let b = AttachmentId::new("net", "ctr-b", "eth0");
+        assert_ne!(a.pod_ipv4(pool, 0), b.pod_ipv4(pool, 0));
+        assert_eq!(a.pod_ipv4(pool, 0), a.pod_ipv4(pool, 0));
     }
 }

@@ -1,21 +1,21 @@
 //! What ADD and GC make sure of in the plugin's nf_tables table, for one
-//! network: the source filter (when `sourceFilter` is on) and the
-//! network's overlay ingress chain. One snapshot of the table (three
+//! network: the source filter (when `sourceFilter` is on), the network's
+//! overlay ingress chain and its egress NAT chain. One snapshot of the table (three
 //! requests), then at most one batch with every change, so a node in the
 //! configured state costs ADD three requests and nothing else.
 
 use super::nft_table::{self, Snapshot};
-use super::{filter, ingress};
+use super::{egress, filter, ingress};
 use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::error::{CniError, CniResult};
 use crate::log;
 use crate::netlink::Netlink;
 
-/// Whether this network needs nf_tables at all: `open` without the source
-/// filter asks it only to remove a chain of an earlier setting, and a node
-/// without nf_tables must still take pods then.
+/// Whether this network needs nf_tables at all: `open` and `overlay`
+/// without the source filter ask it only to remove chains of an earlier
+/// setting, and a node without nf_tables must still take pods then.
 fn needs_nf_tables(conf: &NetConf) -> bool {
-    conf.source_filter || conf.overlay_ingress != OverlayIngress::Open
+    conf.source_filter || conf.overlay_ingress != OverlayIngress::Open || conf.egress.is_nat()
 }
 
 /// The table brought in line with `conf`; ADD's step before it creates
@@ -25,7 +25,7 @@ pub fn ensure(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
         Err(error) if !needs_nf_tables(conf) => {
             let msg = &error.msg;
             log::line(&format!(
-                "overlayIngress open; no earlier chain removed: {msg}"
+                "overlayIngress open, egress overlay; no earlier chain removed: {msg}"
             ));
             Ok(())
         }
@@ -41,21 +41,25 @@ fn apply(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
         changes.extend(filter::changes(&snapshot));
     }
     changes.extend(ingress::changes(&mut nl, host, &snapshot, conf)?);
+    changes.extend(egress::changes(&snapshot, conf));
     nft_table::apply(&mut nl, &changes, "install chains")
 }
 
 /// GC's step when no pod of the network is left on the node: its overlay
-/// ingress chain and set go (the next ADD makes them again). The source
-/// filter serves every network and stays.
+/// ingress chain and set and its egress chain go (the next ADD makes them
+/// again). The source filter serves every network and stays.
 pub fn remove_network(conf: &NetConf) -> CniResult<()> {
     let removed = nft_table::open().and_then(|mut nl| {
         let snapshot = Snapshot::read(&mut nl)?;
-        let name = ingress::chain_name(&conf.name);
-        if !snapshot.has_chain(&name) {
-            return Ok(());
+        let mut changes = Vec::new();
+        if snapshot.has_chain(&ingress::chain_name(&conf.name)) {
+            changes.extend(ingress::remove_changes(&conf.name));
         }
-        let changes = ingress::remove_changes(&conf.name);
-        nft_table::apply(&mut nl, &changes, &format!("delete chain {name}"))
+        let egress = egress::chain_name(&conf.name);
+        if snapshot.has_chain(&egress) {
+            changes.extend(nft_table::remove_changes(&egress));
+        }
+        nft_table::apply(&mut nl, &changes, "delete the network's chains")
     });
     match removed {
         Err(error) if !needs_nf_tables(conf) => {
@@ -71,7 +75,9 @@ pub fn remove_network(conf: &NetConf) -> CniResult<()> {
 fn unusable(conf: &NetConf, error: CniError) -> CniError {
     if conf.source_filter {
         filter::unusable(error)
-    } else {
+    } else if conf.overlay_ingress != OverlayIngress::Open {
         ingress::unusable(error)
+    } else {
+        egress::unusable(error)
     }
 }

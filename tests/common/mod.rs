@@ -45,7 +45,7 @@ fn exit_for_root() {
 }
 
 /// ADD's netlink requests in order (what the kill-point tests count with
-/// strace's sendto). On a node whose nf_tables table is as configured ADD
+/// strace's sendto), with the default egress (nat). On a node whose nf_tables table is as configured ADD
 /// reads the table (flags, chains, rules) and changes nothing; on a node
 /// without the table it finds none and sends one batch.
 pub fn add_requests(table_in_place: bool) -> Vec<&'static str> {
@@ -72,6 +72,12 @@ pub fn add_requests(table_in_place: bool) -> Vec<&'static str> {
         "pod address",
         "lo up",
         "route 400::/7 in the pod",
+        "route ::/0 in the pod",
+        "169.254.1.1 on the host veth",
+        "the /32 claim",
+        "pod IPv4 address",
+        "route 169.254.1.1 in the pod",
+        "route 0.0.0.0/0 in the pod",
     ]);
     requests
 }
@@ -176,6 +182,8 @@ pub struct Node {
     pub program: Vec<String>,
     /// `sourceFilter` in `conf()`: off where nf_tables cannot be reached.
     pub source_filter: bool,
+    /// `egress` in `conf()` when not the default (`nat`).
+    pub egress: Option<&'static str>,
 }
 
 impl Node {
@@ -194,6 +202,7 @@ impl Node {
             address: address.into(),
             program: vec![binary()],
             source_filter: true,
+            egress: None,
         }
     }
 
@@ -210,6 +219,9 @@ impl Node {
         });
         if !self.source_filter {
             conf["sourceFilter"] = false.into();
+        }
+        if let Some(egress) = self.egress {
+            conf["egress"] = egress.into();
         }
         conf
     }
@@ -600,8 +612,9 @@ pub fn source_filter_drops(node: &Node) -> (u64, u64) {
         .filter_map(|line| line.split("counter packets ").nth(1))
         .filter_map(|after| after.split(' ').next()?.parse().ok())
         .collect();
-    assert_eq!(counts.len(), 2, "source filter rules: {table}");
-    (counts[0], counts[1])
+    // IPv4 from 0.0.0.0, IPv4 with a foreign source, IPv6 with a foreign source.
+    assert_eq!(counts.len(), 3, "source filter rules: {table}");
+    (counts[0] + counts[1], counts[2])
 }
 
 /// Connects from `ns` to [address]:port over TCP and returns what it reads.
