@@ -6,7 +6,8 @@
 #
 #   scripts/install.sh [--k3s] [--root DIR] [--binary PATH] [--interface NAME]
 #                      [--service-cidr CIDR]... [--overlay-ingress open|replies]
-#                      [--overlay-allow CIDR]... [--uninstall]
+#                      [--overlay-allow CIDR]... [--egress nat|overlay]
+#                      [--ipv4-pool CIDR] [--uninstall]
 #
 #   --k3s       k3s's directories: /var/lib/rancher/k3s/data/cni and
 #               /var/lib/rancher/k3s/agent/etc/cni/net.d
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --k3s) k3s=1 ;;
     --root) root=${2%/}; shift ;;
     --binary) binary=$2; shift ;;
-    --interface|--service-cidr|--overlay-ingress|--overlay-allow) extra+=("$1" "$2"); shift ;;
+    --interface|--service-cidr|--overlay-ingress|--overlay-allow|--egress|--ipv4-pool) extra+=("$1" "$2"); shift ;;
     --uninstall) uninstall=1 ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
   esac

@@ -202,6 +202,26 @@ fn doctor_reports_findings_with_fixes() {
         ),
         "{report}"
     );
+    // Each network's egress: nat in force once a pod made its chain; the
+    // simulated node has no default routes to send it to, and a route
+    // inside the IPv4 pool shadows part of it.
+    assert!(
+        report.contains("ok    network rep: egress nat (IPv4 pool 198.18.0.0/16): NAT in force"),
+        "{report}"
+    );
+    assert!(
+        report.contains("warn  network rep: egress nat, but the node has no IPv4 default route"),
+        "{report}"
+    );
+    node.ns.ip(&["route", "add", "198.18.7.0/24", "dev", "lo"]);
+    let (code, report) = human(&node, &args);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(
+            "warn  network rep: ipv4Pool 198.18.0.0/16 overlaps the node's route 198.18.7.0/24"
+        ),
+        "{report}"
+    );
 
     node.ns.ip(&["link", "set", TUN, "down"]);
     let (code, report) = human(&node, &args);
@@ -257,6 +277,10 @@ fn list_shows_every_attachment_from_the_kernel() {
         assert!(
             row.starts_with("mycnet") && row.contains(" eth0 ") && row.contains(address.as_str()),
             "{row}"
+        );
+        assert!(
+            row.contains(" 198.18."),
+            "the pod's IPv4 (egress nat): {row}"
         );
     }
 }

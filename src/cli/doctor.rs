@@ -55,7 +55,13 @@ pub fn doctor(options: &Options) -> Outcome {
     check_interface(&mut report, interface);
     check_source_filter(&mut report, configured.as_ref());
     let conf_dir = std::path::Path::new(conf_path).parent();
-    super::doctor_ingress::check(&mut report, conf_dir, configured.as_ref());
+    let in_dir = conf_dir.map(super::doctor_ingress::networks_in);
+    let mut networks: Vec<&NetConf> = in_dir.iter().flatten().collect();
+    if networks.is_empty() {
+        networks.extend(configured.as_ref());
+    }
+    super::doctor_ingress::check(&mut report, &networks);
+    super::doctor_egress::check(&mut report, &networks);
     check_forwarding(&mut report);
     check_forward_policy(&mut report);
     check_binary(

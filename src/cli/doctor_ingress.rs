@@ -11,21 +11,15 @@ use std::path::Path;
 
 const OPEN_FIX: &str = "set \"overlayIngress\": \"replies\" (pods only get answers to their own connections), or a list of the prefixes that may connect, e.g. your nodes' /64s: mycelium-cni install --overlay-ingress replies [--overlay-allow PREFIX]...";
 
-pub(super) fn check(report: &mut Report, conf_dir: Option<&Path>, configured: Option<&NetConf>) {
-    let networks = conf_dir.map(networks_in).unwrap_or_default();
-    if networks.is_empty() {
-        if let Some(conf) = configured {
-            check_network(report, conf);
-        }
-    }
-    for conf in &networks {
+pub(super) fn check(report: &mut Report, networks: &[&NetConf]) {
+    for conf in networks {
         check_network(report, conf);
     }
 }
 
 /// Our networks in the `.conflist` files of `dir`, by file name order;
 /// files that do not parse are the conflist check's business.
-fn networks_in(dir: &Path) -> Vec<NetConf> {
+pub(super) fn networks_in(dir: &Path) -> Vec<NetConf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

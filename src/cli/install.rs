@@ -41,6 +41,19 @@ fn overlay_ingress(options: &Options) -> Result<Option<Value>, String> {
     }
 }
 
+/// `egress` and `ipv4Pool` from --egress and --ipv4-pool; absent options
+/// leave the keys out (the defaults: nat, 198.18.0.0/16).
+fn egress_keys(options: &Options) -> Vec<(&'static str, Value)> {
+    let mut keys = Vec::new();
+    if let Some(egress) = options.get("egress") {
+        keys.push(("egress", Value::from(egress)));
+    }
+    if let Some(pool) = options.get("ipv4-pool") {
+        keys.push(("ipv4Pool", Value::from(pool)));
+    }
+    keys
+}
+
 /// The conflist: loopback, then this plugin; checked with the same parser
 /// the plugin uses, so that a bad --service-cidr fails here, not at ADD.
 fn conflist(
@@ -48,6 +61,7 @@ fn conflist(
     interface: &str,
     service_cidrs: &[&str],
     ingress: Option<Value>,
+    egress: Vec<(&str, Value)>,
 ) -> Result<String, String> {
     let routes: Vec<_> = service_cidrs
         .iter()
@@ -61,6 +75,9 @@ fn conflist(
     }
     if let Some(ingress) = ingress {
         plugin.insert("overlayIngress".into(), ingress);
+    }
+    for (key, value) in egress {
+        plugin.insert(key.into(), value);
     }
     let mut list = json!({ "cniVersion": "1.0.0", "name": name });
     NetConf::from_value(&conflist_entry(&list, &plugin)).map_err(|e| e.msg)?;
@@ -90,7 +107,14 @@ fn try_install(options: &Options) -> Result<String, String> {
     let interface = options.get("interface").unwrap_or(DEFAULT_INTERFACE);
     let name = options.get("name").unwrap_or("mycelium");
     let ingress = overlay_ingress(options)?;
-    let conflist = conflist(name, interface, &options.all("service-cidr"), ingress)?;
+    let egress = egress_keys(options);
+    let conflist = conflist(
+        name,
+        interface,
+        &options.all("service-cidr"),
+        ingress,
+        egress,
+    )?;
     let mut report = String::new();
 
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("read own binary: {e}"))?;
@@ -170,7 +194,7 @@ mod tests {
 
     #[test]
     fn conflist_chains_loopback_and_carries_routes() {
-        let text = conflist("mycelium", "myc9", &["fd00:10:96::/112"], None).unwrap();
+        let text = conflist("mycelium", "myc9", &["fd00:10:96::/112"], None, Vec::new()).unwrap();
         let list: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(list["plugins"][0]["type"], "loopback");
         assert_eq!(list["plugins"][1]["myceliumInterface"], "myc9");
@@ -181,13 +205,19 @@ mod tests {
     #[test]
     fn conflist_refuses_what_add_would_refuse() {
         assert!(
-            conflist("mycelium", "myc9", &["10.43.0.0/16"], None)
+            conflist("mycelium", "myc9", &["10.43.0.0/16"], None, Vec::new())
                 .unwrap_err()
                 .contains("routes[0].dst")
         );
-        assert!(conflist("mycelium", "a/b", &[], None).is_err());
-        assert!(conflist("-bad", "myc9", &[], None).is_err());
-        let bad = conflist("m", "myc9", &[], Some(serde_json::json!(["4aa::/64", "x"])));
+        assert!(conflist("mycelium", "a/b", &[], None, Vec::new()).is_err());
+        assert!(conflist("-bad", "myc9", &[], None, Vec::new()).is_err());
+        let bad = conflist(
+            "m",
+            "myc9",
+            &[],
+            Some(serde_json::json!(["4aa::/64", "x"])),
+            Vec::new(),
+        );
         assert!(bad.unwrap_err().contains("overlayIngress[1]"));
     }
 
@@ -206,8 +236,30 @@ mod tests {
         assert_eq!(allowed, Some(serde_json::json!(["4aa::/64", "5b0::/64"])));
         let both = ["--overlay-ingress", "open", "--overlay-allow", "4aa::/64"];
         assert!(overlay_ingress(&options(&both)).is_err());
-        let text = conflist("m", "myc9", &[], replies).unwrap();
+        let text = conflist("m", "myc9", &[], replies, Vec::new()).unwrap();
         assert!(text.contains(r#""overlayIngress":"replies""#), "{text}");
+    }
+
+    #[test]
+    fn egress_options_make_the_keys_and_are_checked() {
+        let args: Vec<String> = ["--egress", "overlay", "--ipv4-pool=10.99.0.0/16"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let options = Options::parse(&args, &["egress", "ipv4-pool"], &[]).unwrap();
+        let text = conflist("m", "myc9", &[], None, egress_keys(&options)).unwrap();
+        assert!(text.contains(r#""egress":"overlay""#), "{text}");
+        assert!(text.contains(r#""ipv4Pool":"10.99.0.0/16""#), "{text}");
+        let bad = conflist(
+            "m",
+            "myc9",
+            &[],
+            None,
+            vec![("egress", "masquerade".into())],
+        );
+        assert!(bad.unwrap_err().contains("egress"));
+        let plain = conflist("m", "myc9", &[], None, Vec::new()).unwrap();
+        assert!(!plain.contains("egress"), "nat is the default: {plain}");
     }
 
     #[test]

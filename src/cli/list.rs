@@ -1,5 +1,5 @@
 //! list: every attachment on this node, read from the kernel alone (the
-//! host veths' aliases and their /128 routes).
+//! host veths' aliases and their /128 and /32 routes).
 
 use super::{EXIT_OK, EXIT_PROBLEM, Outcome};
 use crate::plugin::attachments;
@@ -15,18 +15,26 @@ pub fn list() -> Outcome {
             };
         }
     };
-    let mut table =
-        vec![["NETWORK", "CONTAINER", "IFNAME", "ADDRESS", "HOST-VETH"].map(String::from)];
+    let header = [
+        "NETWORK",
+        "CONTAINER",
+        "IFNAME",
+        "ADDRESS",
+        "IPV4",
+        "HOST-VETH",
+    ];
+    let mut table = vec![header.map(String::from)];
     for row in rows {
         table.push([
             row.network,
             row.container_id,
             row.ifname,
             row.address,
+            row.ipv4,
             row.host_veth,
         ]);
     }
-    let mut widths = [0usize; 5];
+    let mut widths = [0usize; 6];
     for row in &table {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());

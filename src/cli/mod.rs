@@ -3,6 +3,7 @@
 //! return what to print and the exit code; main.rs prints.
 
 mod doctor;
+mod doctor_egress;
 mod doctor_ingress;
 mod install;
 mod list;
@@ -34,6 +35,7 @@ pub const USAGE: &str = "usage:
   mycelium-cni install [--bin-dir DIR] [--conf-dir DIR] [--interface NAME]
                        [--service-cidr CIDR]... [--name NAME] [--wait]
                        [--overlay-ingress open|replies] [--overlay-allow CIDR]...
+                       [--egress nat|overlay] [--ipv4-pool CIDR]
   mycelium-cni uninstall [--bin-dir DIR] [--conf-dir DIR] [--keep-filter]
   mycelium-cni doctor [--interface NAME] [--conf PATH] [--bin-dir DIR]
   mycelium-cni list
@@ -114,6 +116,8 @@ pub fn run(command: &str, args: &[String]) -> Outcome {
                 "name",
                 "overlay-ingress",
                 "overlay-allow",
+                "egress",
+                "ipv4-pool",
             ],
             &["wait"],
         ),

@@ -208,7 +208,12 @@ fn route_lookup_and_list() {
     let mut list = rtmsg(0, 254, 0, 0);
     list.extend(attr(4, &8u32.to_ne_bytes()));
     assert_eq!(
-        build(26, DUMP, 4, &route::list_request(AddressFamily::Inet6, 8)),
+        build(
+            26,
+            DUMP,
+            4,
+            &route::list_request(AddressFamily::Inet6, Some(8))
+        ),
         message(26, REQUEST | DUMP, 4, &list)
     );
 }

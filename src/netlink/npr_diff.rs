@@ -125,7 +125,7 @@ fn route_requests_of_both_families_are_what_we_meant() {
     let lookup = route_of(&route::lookup_request(ip("10.1.2.3")).bytes);
     assert_eq!(lookup.header.address_family, AddressFamily::Inet);
     assert_eq!(lookup.header.destination_prefix_length, 32);
-    let list = route_of(&route::list_request(AddressFamily::Inet6, 4).bytes);
+    let list = route_of(&route::list_request(AddressFamily::Inet6, Some(4)).bytes);
     assert_eq!(list.attributes, vec![RouteAttribute::Oif(4)]);
 }
 

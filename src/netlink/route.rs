@@ -127,10 +127,13 @@ pub fn lookup_request(destination: IpAddr) -> Body {
     message
 }
 
-/// A strict-checked dump of the main table, filtered by family and link.
-pub fn list_request(family: AddressFamily, oif: u32) -> Body {
+/// A strict-checked dump of the main table, filtered by family and, with
+/// an index, by link.
+pub fn list_request(family: AddressFamily, oif: Option<u32>) -> Body {
     let mut message = Body::emitted(&rtmsg(family, 0, RT_TABLE_MAIN));
-    message.u32(libc::RTA_OIF, oif);
+    if let Some(oif) = oif {
+        message.u32(libc::RTA_OIF, oif);
+    }
     message
 }
 
@@ -147,12 +150,19 @@ impl Netlink {
 
     /// The main table's routes of `family` out of link `oif`.
     pub fn routes(&mut self, family: AddressFamily, oif: u32) -> NlResult<Vec<Route>> {
+        let mut routes = self.main_routes(family, Some(oif))?;
+        routes.retain(|r| r.oif == oif);
+        Ok(routes)
+    }
+
+    /// The main table's routes of `family`, of one link or all.
+    pub fn main_routes(&mut self, family: AddressFamily, oif: Option<u32>) -> NlResult<Vec<Route>> {
         let mut found = Vec::new();
         for object in self.dump(RTM_GETROUTE, &list_request(family, oif))? {
             let route = (object.kind == RTM_NEWROUTE)
                 .then(|| Route::parse(&object.body))
                 .flatten();
-            if let Some(route) = route.filter(|r| r.oif == oif && r.table == RT_TABLE_MAIN) {
+            if let Some(route) = route.filter(|r| r.table == RT_TABLE_MAIN) {
                 found.push(route);
             }
         }
