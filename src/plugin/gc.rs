@@ -1,10 +1,10 @@
 //! GC: remove every attachment of this network that the runtime no longer
 //! lists in `cni.dev/valid-attachments` (or the older `cni.dev/attachments`),
 //! then bring the network's overlay ingress control in line with its
-//! setting (pods attached by an earlier version included).
+//! setting (pods attached by an earlier version included). Only veths that
+//! carry every mark of ours are deleted (`host_veth::attachment_of`).
 
-use super::host_veth::is_ours;
-use super::naming::parse_alias;
+use super::host_veth::attachment_of;
 use super::open_host;
 use super::{filter, ingress};
 use crate::cni::config::{NetConf, ValidAttachment};
@@ -19,11 +19,11 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     };
     let mut host = open_host()?;
     let links = host.links().wrap("list links")?;
-    for link in links.iter().filter(|link| is_ours(link)) {
-        let Some((network, container_id, ifname)) = parse_alias(&link.alias) else {
+    for link in &links {
+        let Some((container_id, ifname)) = attachment_of(link, &conf.name) else {
             continue;
         };
-        if network != conf.name || is_valid(container_id, ifname) {
+        if is_valid(container_id, ifname) {
             continue;
         }
         match host.delete_link(link.index) {
