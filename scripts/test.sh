@@ -11,6 +11,7 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== format and lints"
 cargo fmt --check
 cargo clippy --quiet --locked --all-targets -- -D warnings
+cargo clippy --quiet --locked --all-targets --features test-hooks -- -D warnings
 
 echo "== static builds (x86_64, aarch64, armv7)"
 build_static
