@@ -17,7 +17,7 @@ pub const DEFAULT_INTERFACE: &str = "mycelium";
 /// derived names by plugin::naming's tests.
 pub const MAX_NAME_LEN: usize = 244;
 /// IPv6 needs at least 1280; a veth takes at most 65535.
-const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=65535;
+const MTU_RANGE: std::ops::RangeInclusive<u64> = 1280..=65535;
 
 #[cfg_attr(test, derive(Debug))]
 pub struct NetConf {
@@ -79,10 +79,14 @@ impl NetConf {
                 rule,
             ));
         }
-        let mtu = fields.u32("mtu")?;
-        if let Some(mtu) = mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
-            return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
+        // Any number outside the range, whole or not (1400.5, -1), is named
+        // with the range; anything else is not a number at all.
+        if let Some(Value::Number(number)) = fields.get("mtu") {
+            if number.as_u64().is_none_or(|n| !MTU_RANGE.contains(&n)) {
+                return Err(invalid("mtu", &number.to_string(), "must be 1280 to 65535"));
+            }
         }
+        let mtu = fields.u32("mtu")?;
         let level = match fields.str("logLevel")? {
             None => Level::Info,
             Some(text) => Level::parse(text).ok_or_else(|| {
@@ -395,6 +399,18 @@ mod tests {
                 "myceliumInterface must be a string, not a number",
             ),
             (r#"{"cniVersion":"1.0.0","name":"n","mtu":100}"#, "mtu"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":1400.5}"#,
+                "invalid config: mtu \"1400.5\" must be 1280 to 65535",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":-1}"#,
+                "invalid config: mtu \"-1\" must be 1280 to 65535",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":4294967296}"#,
+                "invalid config: mtu \"4294967296\" must be 1280 to 65535",
+            ),
             (
                 r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":"a/b"}"#,
                 "myceliumInterface",
