@@ -49,7 +49,7 @@ impl LogFile {
             took.as_micros() % 1000
         );
         let written = crate::regular_file::open_append(&self.path)
-            .and_then(|mut file| file.write_all(line.as_bytes()));
+            .and_then(|mut file| Ok(file.write_all(line.as_bytes())?));
         if let Err(error) = written {
             crate::log::line(&format!("logFile {}: {error}; line not written", self.path));
         }
