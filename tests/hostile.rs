@@ -59,6 +59,36 @@ fn failed_add_leaves_no_wired_pod_and_a_retry_works() {
     node.del("c1", &pod.path(), &conf).ok();
 }
 
+/// A failure after ADD created the host veth (here: a route the pod
+/// already has) undoes all of this ADD, and the retried ADD works.
+#[test]
+fn failure_after_creation_undoes_this_add() {
+    require_root();
+    let node = Node::standard();
+    let pod = Netns::new("-undo");
+    pod.ip(&["link", "set", "lo", "up"]);
+    pod.ip(&["-6", "route", "add", "fd00:10:96::/112", "dev", "lo"]);
+    let mut conf = node.conf("1.1.0");
+    conf["routes"] = json!([{"dst": "fd00:10:96::/112"}]);
+    let (node_before, pod_before) = (node.ns.state(), pod.state());
+    let msg = node.add("c1", &pod, &conf).error(5);
+    assert!(
+        msg.starts_with("add route fd00:10:96::/112 via fe80::1 in pod"),
+        "{msg}"
+    );
+    assert_eq!(
+        node.ns.state(),
+        node_before,
+        "the node kept part of the ADD"
+    );
+    assert_eq!(pod.state(), pod_before, "the pod kept part of the ADD");
+    pod.ip(&["-6", "route", "del", "fd00:10:96::/112", "dev", "lo"]);
+    let result = node.add("c1", &pod, &conf).ok();
+    assert!(pod.ping(&node.address), "the retried ADD's pod is wired");
+    assert!(node.ns.ping(&pod_address(&result)));
+    node.del("c1", &pod.path(), &conf).ok();
+}
+
 /// A FIFO without a reader, a symbolic link, a directory and /dev/stdout as
 /// `logFile`: ADD, CHECK and DEL each finish with stdout as the spec has
 /// it, the line is skipped with one line on stderr, and the link's target
