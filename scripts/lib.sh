@@ -37,11 +37,17 @@ install_packages() {
 
 # The linker and code-generation flags live in .cargo/config.toml, so this
 # is a plain cargo build: what anyone cross-compiling the usual way gets.
-build_static() { # [TARGET [TARGET_DIR]]
-  local target=${1:-$TARGET} dir=${2:-target}
+build_static() { # [TARGET [TARGET_DIR [FEATURES]]]
+  local target=${1:-$TARGET} dir=${2:-target} features=${3:-}
   rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
-  cargo build --quiet --release --locked --target "$target" --target-dir "$dir"
+  cargo build --quiet --release --locked --target "$target" --target-dir "$dir" ${features:+--features "$features"}
 }
+
+# The tests' own build, with the test hooks (MYCELIUM_CNI_TEST_HASH_BITS) a
+# release binary does not have, in a target directory of its own so that it
+# never replaces the release binary.
+HOOKS_DIR=target/hooks
+HOOKS_BIN="$HOOKS_DIR/$TARGET/release/mycelium-cni"
 
 ARMV7=armv7-unknown-linux-musleabihf
 ARMV7_BIN="target/$ARMV7/release/mycelium-cni"

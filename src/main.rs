@@ -21,6 +21,7 @@ mod log;
 mod netlink;
 mod netns;
 mod plugin;
+mod regular_file;
 mod sysctl;
 
 use std::io::Write;
@@ -52,6 +53,8 @@ fn human(args: Vec<String>) {
 
 /// CNI_COMMAND without allocating (std::env::var copies it): VERSION runs
 /// before every command and should cost no more than an empty program.
+/// Set but empty (or not UTF-8) is a runtime's mistake, answered with an
+/// error document, not the human help.
 fn cni_command() -> Option<&'static str> {
     // SAFETY: getenv returns NULL or a NUL-terminated string in the
     // environment, which nothing in this single-threaded program modifies.
@@ -61,7 +64,7 @@ fn cni_command() -> Option<&'static str> {
     }
     // SAFETY: non-null, NUL-terminated, lives as long as the process.
     let value = unsafe { std::ffi::CStr::from_ptr(value) };
-    value.to_str().ok().filter(|c| !c.is_empty())
+    Some(value.to_str().unwrap_or("(not UTF-8)"))
 }
 
 fn main() {

@@ -125,7 +125,7 @@ fn parallel_adds_and_dels_then_a_storm() {
 #[test]
 fn forced_collisions_under_concurrency() {
     require_root();
-    let node = Node::standard();
+    let node = Node::standard().with_test_hooks();
     let conf = node.conf("1.0.0");
     let hook = [("MYCELIUM_CNI_TEST_HASH_BITS", "6")];
     let pods: Vec<Netns> = (0..24).map(|_| Netns::new("-col")).collect();
@@ -336,7 +336,7 @@ fn hostile_input_table() {
 #[test]
 fn renamed_interface_and_foreign_claims() {
     require_root();
-    let node = Node::standard();
+    let node = Node::standard().with_test_hooks();
     let conf = node.conf("1.0.0");
     let hook = [("MYCELIUM_CNI_TEST_HASH_BITS", "1")];
     let pod = Netns::new("-ren");

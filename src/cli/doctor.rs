@@ -94,11 +94,14 @@ pub(super) fn our_entry(list: &Value) -> Option<&serde_json::Map<String, Value>>
         .and_then(Value::as_object)
 }
 
+/// More than any conflist holds: doctor reads no further.
+pub(super) const MAX_CONFLIST: u64 = 4 << 20;
+
 /// The conflist parses, has a mycelium-cni entry, and that entry passes the
 /// plugin's own config checks. Returns that entry's config.
 fn check_conflist(report: &mut Report, path: &str) -> Option<NetConf> {
     let fix = "run scripts/install.sh (or: mycelium-cni install)";
-    let text = match std::fs::read(path) {
+    let text = match crate::regular_file::read_bounded(path, MAX_CONFLIST) {
         Ok(text) => text,
         Err(e) => {
             report.fail(&format!("conflist {path}: {e}"), fix);

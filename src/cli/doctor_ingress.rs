@@ -31,7 +31,8 @@ pub(super) fn networks_in(dir: &Path) -> Vec<NetConf> {
     paths.sort();
     let mut networks: Vec<NetConf> = Vec::new();
     for path in paths {
-        let Ok(text) = std::fs::read(&path) else {
+        let path = path.to_string_lossy();
+        let Ok(text) = crate::regular_file::read_bounded(&path, super::doctor::MAX_CONFLIST) else {
             continue;
         };
         let Ok(list) = serde_json::from_slice::<Value>(&text) else {

@@ -10,8 +10,15 @@ use ipnetwork::Ipv6Network;
 use serde_json::{Map, Value};
 
 pub const DEFAULT_INTERFACE: &str = "mycelium";
+/// The longest network name that every object derived from it can hold.
+/// The tightest is the overlay ingress chain `overlay-in-NAME`: nf_tables
+/// names are at most NFT_NAME_MAXLEN 256 bytes with their NUL, so 255 - 11.
+/// The host veth alias `NAME/ID/IFNAME` (at most 254 bytes) allows 250 with
+/// the shortest ID and ifname; longer ones are refused at ADD. Tied to the
+/// derived names by plugin::naming's tests.
+pub const MAX_NAME_LEN: usize = 244;
 /// IPv6 needs at least 1280; a veth takes at most 65535.
-const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=65535;
+const MTU_RANGE: std::ops::RangeInclusive<u64> = 1280..=65535;
 
 #[cfg_attr(test, derive(Debug))]
 pub struct NetConf {
@@ -54,6 +61,13 @@ impl NetConf {
         if !matches_name_rule(name) {
             return Err(invalid("name", name, NAME_RULE));
         }
+        if name.len() > MAX_NAME_LEN {
+            let msg = format!(
+                "invalid config: name is {} bytes long; it must be at most {MAX_NAME_LEN}",
+                name.len()
+            );
+            return Err(CniError::new(INVALID_CONFIG, msg));
+        }
         let mycelium_interface = fields
             .str("myceliumInterface")?
             .unwrap_or(DEFAULT_INTERFACE);
@@ -68,10 +82,14 @@ impl NetConf {
                 rule,
             ));
         }
-        let mtu = fields.u32("mtu")?;
-        if let Some(mtu) = mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
-            return Err(invalid("mtu", &mtu.to_string(), "must be 1280 to 65535"));
+        // Any number outside the range, whole or not (1400.5, -1), is named
+        // with the range; anything else is not a number at all.
+        if let Some(Value::Number(number)) = fields.get("mtu") {
+            if number.as_u64().is_none_or(|n| !MTU_RANGE.contains(&n)) {
+                return Err(invalid("mtu", &number.to_string(), "must be 1280 to 65535"));
+            }
         }
+        let mtu = fields.u32("mtu")?;
         let level = match fields.str("logLevel")? {
             None => Level::Info,
             Some(text) => Level::parse(text).ok_or_else(|| {
@@ -138,7 +156,7 @@ fn parse_overlay_ingress(value: Option<&Value>) -> CniResult<OverlayIngress> {
         Some(Value::String(text)) if text == "open" => return Ok(OverlayIngress::Open),
         Some(Value::String(text)) if text == "replies" => return Ok(OverlayIngress::Replies),
         Some(Value::Array(items)) => items,
-        Some(other) => return Err(invalid("overlayIngress", &other.to_string(), RULE)),
+        Some(other) => return Err(invalid("overlayIngress", &shown(other), RULE)),
     };
     let mut prefixes = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -147,7 +165,7 @@ fn parse_overlay_ingress(value: Option<&Value>) -> CniResult<OverlayIngress> {
         let prefix = parse_ipv6_cidr(text).ok_or_else(|| {
             invalid(
                 &field,
-                &item.to_string(),
+                &shown(item),
                 "must be an IPv6 CIDR such as 4a1:b2c3:d4e5:f607::/64",
             )
         })?;
@@ -190,6 +208,15 @@ fn parse_routes(fields: &Fields) -> CniResult<Vec<Ipv6Network>> {
         routes.push(network);
     }
     Ok(routes)
+}
+
+/// A value as `invalid` quotes it: a string's text, anything else as JSON
+/// (a string's JSON would be quoted twice).
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn invalid(field: &str, value: &str, rule: &str) -> CniError {
@@ -377,6 +404,18 @@ mod tests {
             ),
             (r#"{"cniVersion":"1.0.0","name":"n","mtu":100}"#, "mtu"),
             (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":1400.5}"#,
+                "invalid config: mtu \"1400.5\" must be 1280 to 65535",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":-1}"#,
+                "invalid config: mtu \"-1\" must be 1280 to 65535",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","mtu":4294967296}"#,
+                "invalid config: mtu \"4294967296\" must be 1280 to 65535",
+            ),
+            (
                 r#"{"cniVersion":"1.0.0","name":"n","myceliumInterface":"a/b"}"#,
                 "myceliumInterface",
             ),
@@ -391,6 +430,25 @@ mod tests {
             let error = parse(text).unwrap_err();
             assert_eq!(error.code, INVALID_CONFIG, "{text}");
             assert!(error.msg.contains(field), "{text}: {}", error.msg);
+        }
+    }
+
+    #[test]
+    fn network_names_are_limited_to_what_derived_names_hold() {
+        let named = |length: usize| {
+            let text = format!(
+                r#"{{"cniVersion":"1.0.0","name":"{}"}}"#,
+                "n".repeat(length)
+            );
+            parse(&text)
+        };
+        assert_eq!(named(MAX_NAME_LEN).unwrap().name.len(), MAX_NAME_LEN);
+        for length in [MAX_NAME_LEN + 1, 248, 1000] {
+            let error = named(length).unwrap_err();
+            assert_eq!(error.code, INVALID_CONFIG);
+            let msg =
+                format!("invalid config: name is {length} bytes long; it must be at most 244");
+            assert_eq!(error.msg, msg);
         }
     }
 
@@ -465,6 +523,19 @@ mod tests {
         assert_eq!(
             listed.overlay_ingress.to_string(),
             "replies, and from 4a1:b2c3:d4e5:f607::/64 5b2::/16"
+        );
+        let error = with(r#"["4aa::/64", "10.0.0.0/8"]"#).unwrap_err();
+        assert_eq!(
+            error.msg,
+            "invalid config: overlayIngress[1] \"10.0.0.0/8\" must be an IPv6 CIDR such as 4a1:b2c3:d4e5:f607::/64"
+        );
+        let error = with(r#""closed""#).unwrap_err();
+        assert!(
+            error
+                .msg
+                .starts_with("invalid config: overlayIngress \"closed\" must"),
+            "{}",
+            error.msg
         );
         for (value, named) in [
             (r#""closed""#, "closed"),

@@ -19,6 +19,7 @@ impl Command {
             "CHECK" => Command::Check,
             "STATUS" => Command::Status,
             "GC" => Command::Gc,
+            "" => return Err(CniError::new(INVALID_ENV, "CNI_COMMAND is empty")),
             other => {
                 return Err(CniError::new(
                     INVALID_ENV,
@@ -114,11 +115,12 @@ pub fn check_interface_name(name: &str) -> Result<(), &'static str> {
     if name == "." || name == ".." {
         return Err("must not be . or ..");
     }
-    if name
-        .bytes()
-        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err("must not contain /, :, whitespace or control characters");
+    // The kernel takes a name with '%' as a template ("eth%d") to fill in,
+    // so no interface is ever called that.
+    if name.bytes().any(|b| {
+        b == b'/' || b == b':' || b == b'%' || b.is_ascii_whitespace() || b.is_ascii_control()
+    }) {
+        return Err("must not contain /, :, %, whitespace or control characters");
     }
     Ok(())
 }
@@ -209,6 +211,8 @@ mod tests {
             "a b",
             "a\tb",
             "a\u{7f}",
+            "eth%d",
+            "%",
         ] {
             let mut vars = full();
             vars[2].1 = name;
@@ -229,6 +233,11 @@ mod tests {
         assert_eq!(
             (error.code, error.msg.as_str()),
             (INVALID_ENV, "unknown CNI_COMMAND: ATTACH")
+        );
+        let error = Command::parse("").unwrap_err();
+        assert_eq!(
+            (error.code, error.msg.as_str()),
+            (INVALID_ENV, "CNI_COMMAND is empty")
         );
     }
 }

@@ -94,7 +94,17 @@ impl<'a> Fields<'a> {
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| self.wrong(key, "a whole number", value)),
+                .ok_or_else(|| match value {
+                    // Not "not a number": named by its value (1.5, -1).
+                    Value::Number(number) => Self::error(
+                        &self.name(key),
+                        &format!(
+                            "must be a whole number from 0 to {}, not {number}",
+                            u32::MAX
+                        ),
+                    ),
+                    other => self.wrong(key, "a whole number", other),
+                }),
         }
     }
 
@@ -146,7 +156,10 @@ mod tests {
             fields.u32("n").unwrap_err().msg,
             "invalid config: n must be a whole number, not a string"
         );
-        assert_eq!(fields.u32("neg").unwrap_err().code, INVALID_CONFIG);
+        assert_eq!(
+            fields.u32("neg").unwrap_err().msg,
+            "invalid config: neg must be a whole number from 0 to 4294967295, not -1"
+        );
         let route = &fields.objects("l").unwrap()[0];
         assert_eq!(
             route.required_str("dst").unwrap_err().msg,
@@ -159,6 +172,16 @@ mod tests {
         assert_eq!(
             Fields::of(&json!([1]), "").err().unwrap().msg,
             "invalid config: the config must be an object, not a list"
+        );
+        let value = json!({"mtu": 1400.5, "big": 4294967296u64});
+        let fields = Fields::of(&value, "").unwrap();
+        assert_eq!(
+            fields.u32("mtu").unwrap_err().msg,
+            "invalid config: mtu must be a whole number from 0 to 4294967295, not 1400.5"
+        );
+        assert_eq!(
+            fields.u32("big").unwrap_err().msg,
+            "invalid config: big must be a whole number from 0 to 4294967295, not 4294967296"
         );
     }
 }

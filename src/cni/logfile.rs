@@ -1,7 +1,9 @@
 //! The config keys `logFile` and `logLevel` (named as Multus names them):
 //! one line per command, with its duration and outcome, appended to the
-//! file in one write. Never on stdout; a missing or read-only directory
-//! only costs the line, never the command.
+//! file in one write. Never on stdout. Only a regular file (or one not there
+//! yet) is written, opened without blocking and without following a
+//! symbolic link; anything else, or a missing or read-only directory, costs
+//! the line and one line on stderr, never the command.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,12 +48,10 @@ impl LogFile {
             took.as_millis(),
             took.as_micros() % 1000
         );
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path);
-        if let Ok(mut file) = file {
-            let _ = file.write_all(line.as_bytes());
+        let written = crate::regular_file::open_append(&self.path)
+            .and_then(|mut file| Ok(file.write_all(line.as_bytes())?));
+        if let Err(error) = written {
+            crate::log::line(&format!("logFile {}: {error}; line not written", self.path));
         }
     }
 }

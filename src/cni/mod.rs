@@ -147,6 +147,10 @@ impl Invocation {
         if matches!(command, Command::Add | Command::Check) {
             args::check(&env.args, conf.args.as_ref())?;
         }
+        // Everything ADD can refuse is refused before it creates anything.
+        if command == Command::Add {
+            result::check_chainable(conf.prev_result.as_ref())?;
+        }
         match command {
             Command::Add => plugin.add(env, conf),
             Command::Del => plugin.del(env, conf).map(|()| String::new()),

@@ -53,16 +53,50 @@ fn interface_json(interface: &Interface, cni_version: &str) -> Value {
     Value::Object(object)
 }
 
+/// The lists of a result that ADD appends to.
+const APPENDED: [&str; 3] = ["interfaces", "ips", "routes"];
+
+fn not_a_list(key: &str) -> CniError {
+    CniError::new(
+        INVALID_CONFIG,
+        format!("invalid prevResult: {key} is not a list"),
+    )
+}
+
+/// The list `key` of the result, made empty when absent or null.
 fn list<'a>(result: &'a mut Map<String, Value>, key: &str) -> CniResult<&'a mut Vec<Value>> {
-    match result
-        .entry(key)
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
+    let slot = result.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    match slot {
         Value::Array(items) => Ok(items),
-        _ => Err(CniError::new(
-            INVALID_CONFIG,
-            format!("invalid prevResult: {key} is not a list"),
-        )),
+        _ => Err(not_a_list(key)),
+    }
+}
+
+/// Whether ADD can append to `prev`: an object whose interfaces, ips and
+/// routes, where present, are lists. The dispatcher checks this before ADD
+/// creates anything; `add_result` would otherwise find out only afterwards.
+pub fn check_chainable(prev: Option<&Value>) -> CniResult<()> {
+    let object = match prev {
+        None => return Ok(()),
+        Some(Value::Object(object)) => object,
+        Some(_) => {
+            return Err(CniError::new(
+                INVALID_CONFIG,
+                "invalid prevResult: not an object",
+            ));
+        }
+    };
+    let wrong = APPENDED.into_iter().find(|key| {
+        object
+            .get(*key)
+            .is_some_and(|v| !v.is_null() && !v.is_array())
+    });
+    match wrong {
+        Some(key) => Err(not_a_list(key)),
+        None => Ok(()),
     }
 }
 
@@ -72,15 +106,10 @@ pub fn add_result(
     prev: Option<&Value>,
     attachment: &Attachment,
 ) -> CniResult<String> {
+    check_chainable(prev)?;
     let mut result = match prev {
-        None => Map::new(),
         Some(Value::Object(object)) => object.clone(),
-        Some(_) => {
-            return Err(CniError::new(
-                INVALID_CONFIG,
-                "invalid prevResult: not an object",
-            ));
-        }
+        _ => Map::new(),
     };
     result.insert("cniVersion".into(), cni_version.into());
     let interfaces = list(&mut result, "interfaces")?;
@@ -243,14 +272,30 @@ mod tests {
 
     #[test]
     fn rejects_malformed_prev_result() {
-        let bad = [json!([1]), json!({"interfaces": 5})];
-        for prev in &bad {
+        let bad = [
+            (json!([1]), "invalid prevResult: not an object"),
+            (json!("x"), "invalid prevResult: not an object"),
+            (
+                json!({"interfaces": 5}),
+                "invalid prevResult: interfaces is not a list",
+            ),
+            (json!({"ips": {}}), "invalid prevResult: ips is not a list"),
+            (
+                json!({"routes": "r"}),
+                "invalid prevResult: routes is not a list",
+            ),
+        ];
+        for (prev, msg) in &bad {
             let routes = overlay();
             let error = add_result("1.0.0", Some(prev), &attachment(&routes))
                 .err()
                 .unwrap();
-            assert_eq!(error.code, INVALID_CONFIG);
+            assert_eq!((error.code, error.msg.as_str()), (INVALID_CONFIG, *msg));
+            assert_eq!(check_chainable(Some(prev)).unwrap_err(), error);
         }
+        let null_lists = json!({"interfaces": null, "ips": null, "routes": null});
+        assert!(check_chainable(Some(&null_lists)).is_ok());
+        assert_eq!(parsed("1.0.0", Some(&null_lists))["ips"][0]["interface"], 1);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         routes: pod_routes(conf),
         ipv4_pool: conf.egress.pool(),
     };
-    let (pod_ifname, mtu) = (plan.pod_ifname, plan.mtu);
+    let pod_ifname = plan.pod_ifname;
     let mut pod = Pod::open(&env.netns)?;
     let existing = pod
         .nl
@@ -73,34 +73,47 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
     let host_veth = create_veth(&mut host, &pod, &plan)?;
-    match configure(&mut host, &mut pod, &node, &plan, &host_veth) {
-        Ok((address, pod_link)) => {
-            let attachment = Attachment {
-                host: Interface {
-                    name: &host_veth.name,
-                    mac: &host_veth.mac,
-                    mtu,
-                    sandbox: None,
-                },
-                pod: Interface {
-                    name: &pod_link.name,
-                    mac: &pod_link.mac,
-                    mtu,
-                    sandbox: Some(&env.netns),
-                },
-                address: format!("{address}/{POD_PREFIX_LEN}"),
-                gateway: GATEWAY,
-                routes: &plan.routes,
-            };
-            result::add_result(&conf.cni_version, conf.prev_result.as_ref(), &attachment)
-        }
-        Err(error) => {
-            if let Err(undo) = host.delete_link(host_veth.index) {
-                log::line(&format!("undo ADD: delete {}: {undo}", host_veth.name));
-            }
-            Err(error)
+    let made =
+        configure(&mut host, &mut pod, &node, &plan, &host_veth).and_then(|(address, pod_link)| {
+            result_of(env, conf, &plan, &host_veth, address, &pod_link)
+        });
+    if made.is_err() {
+        // Undoes all of this ADD: the pod end, its address and routes, and
+        // the /128 claim go with the host veth.
+        if let Err(undo) = host.delete_link(host_veth.index) {
+            log::line(&format!("undo ADD: delete {}: {undo}", host_veth.name));
         }
     }
+    made
+}
+
+/// The result document: the chained prevResult with what this ADD made.
+fn result_of(
+    env: &Env,
+    conf: &NetConf,
+    plan: &Plan,
+    host_veth: &Link,
+    address: Ipv6Addr,
+    pod_link: &Link,
+) -> CniResult<String> {
+    let attachment = Attachment {
+        host: Interface {
+            name: &host_veth.name,
+            mac: &host_veth.mac,
+            mtu: plan.mtu,
+            sandbox: None,
+        },
+        pod: Interface {
+            name: &pod_link.name,
+            mac: &pod_link.mac,
+            mtu: plan.mtu,
+            sandbox: Some(&env.netns),
+        },
+        address: format!("{address}/{POD_PREFIX_LEN}"),
+        gateway: GATEWAY,
+        routes: &plan.routes,
+    };
+    result::add_result(&conf.cni_version, conf.prev_result.as_ref(), &attachment)
 }
 
 /// Creates the pair under the first free derived host name. A link with

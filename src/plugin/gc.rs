@@ -2,10 +2,10 @@
 //! lists in `cni.dev/valid-attachments` (or the older `cni.dev/attachments`),
 //! then bring the network's overlay ingress control in line with its
 //! setting (pods attached by an earlier version included), or remove its
-//! chain when no pod of the network is left on the node.
+//! chains when no pod of the network is left on the node. Only veths that
+//! carry every mark of ours are deleted (`host_veth::attachment_of`).
 
-use super::host_veth::is_ours;
-use super::naming::parse_alias;
+use super::host_veth::attachment_of;
 use super::open_host;
 use super::rules;
 use crate::cni::config::{NetConf, ValidAttachment};
@@ -21,13 +21,10 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     let mut host = open_host()?;
     let links = host.links().wrap("list links")?;
     let mut kept = 0;
-    for link in links.iter().filter(|link| is_ours(link)) {
-        let Some((network, container_id, ifname)) = parse_alias(&link.alias) else {
+    for link in &links {
+        let Some((container_id, ifname)) = attachment_of(link, &conf.name) else {
             continue;
         };
-        if network != conf.name {
-            continue;
-        }
         if is_valid(container_id, ifname) {
             kept += 1;
             continue;

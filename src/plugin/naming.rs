@@ -19,29 +19,38 @@ pub struct AttachmentId<'a> {
     pub network: &'a str,
     pub container_id: &'a str,
     pub ifname: &'a str,
-    /// Bits of hash kept in names and addresses: 48 normally; tests shrink it
-    /// to force collisions (MYCELIUM_CNI_TEST_HASH_BITS).
+    /// Bits of hash kept in names and addresses: 48, except in the tests'
+    /// build (`hash_bits`).
     pub hash_bits: u32,
 }
 
 pub const HASH_BITS: u32 = 48;
-/// Test knob, never set in production: keep only this many bits (1 to 48)
-/// of hash in names and addresses, so that tests can force collisions.
-const TEST_HASH_BITS_VAR: &str = "MYCELIUM_CNI_TEST_HASH_BITS";
 /// Derived host veth names tried before ADD gives up.
 pub const NAME_ATTEMPTS: u32 = 16;
 
+/// The test knob MYCELIUM_CNI_TEST_HASH_BITS, in the `test-hooks` build
+/// only: keep this many bits (1 to 48) of hash in names and addresses, so
+/// that tests can force collisions. A release binary has no such knob.
+#[cfg(feature = "test-hooks")]
+fn hash_bits() -> u32 {
+    std::env::var("MYCELIUM_CNI_TEST_HASH_BITS")
+        .ok()
+        .and_then(|bits| bits.parse().ok())
+        .unwrap_or(HASH_BITS)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn hash_bits() -> u32 {
+    HASH_BITS
+}
+
 impl<'a> AttachmentId<'a> {
     pub fn new(network: &'a str, container_id: &'a str, ifname: &'a str) -> Self {
-        let hash_bits = std::env::var(TEST_HASH_BITS_VAR)
-            .ok()
-            .and_then(|bits| bits.parse().ok())
-            .unwrap_or(HASH_BITS);
         AttachmentId {
             network,
             container_id,
             ifname,
-            hash_bits,
+            hash_bits: hash_bits(),
         }
     }
 
@@ -98,9 +107,7 @@ impl<'a> AttachmentId<'a> {
         let iid = IID_MARKER | (self.hash(b'a', attempt) & self.hash_mask());
         Ipv6Addr::from((u128::from(node_prefix) << 64) | u128::from(iid))
     }
-}
 
-impl AttachmentId<'_> {
     /// Candidate pod IPv4 address number `attempt` inside `pool`, never its
     /// network or broadcast address.
     pub fn pod_ipv4(&self, pool: Ipv4Network, attempt: u32) -> Ipv4Addr {
@@ -108,6 +115,17 @@ impl AttachmentId<'_> {
         let offset = 1 + (self.hash(b'4', attempt) & self.hash_mask()) % (size - 2);
         Ipv4Addr::from(u32::from(pool.network()).wrapping_add(offset as u32))
     }
+}
+
+/// Whether `name` has the shape of `host_veth_name`: `myc` and 12
+/// lowercase hex digits.
+pub fn is_host_veth_name(name: &str) -> bool {
+    name.strip_prefix(HOST_VETH_PREFIX).is_some_and(|hex| {
+        hex.len() == 12
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Splits an alias written by `alias` back into (network, container ID, ifname).
@@ -236,6 +254,16 @@ mod tests {
             );
         }
         assert_ne!(id("a").host_veth_name(0), id("a").host_veth_name(1));
+        assert!(is_host_veth_name(&id("a").host_veth_name(5)));
+        for name in [
+            "myc",
+            "mycfoo",
+            "myc0123456789abc",
+            "myc0123456789aB",
+            "abc0123456789ab",
+        ] {
+            assert!(!is_host_veth_name(name), "{name}");
+        }
     }
 
     #[test]
@@ -272,6 +300,27 @@ mod tests {
         );
         assert_eq!(parse_alias("a/b"), None);
         assert_eq!(parse_alias("a/b/c/d"), None);
+    }
+
+    /// nf_tables names (chains, sets) hold NFT_NAME_MAXLEN 256 bytes with
+    /// their NUL.
+    const NFT_NAME_MAX_TEXT: usize = 255;
+
+    #[test]
+    fn every_name_derived_from_the_longest_network_fits() {
+        let network = "n".repeat(crate::cni::config::MAX_NAME_LEN);
+        let chain = crate::plugin::ingress::chain_name(&network);
+        assert!(chain.len() <= NFT_NAME_MAX_TEXT, "{}", chain.len());
+        let shortest = AttachmentId {
+            network: &network,
+            container_id: "c",
+            ifname: "e",
+            hash_bits: HASH_BITS,
+        };
+        assert!(shortest.alias().len() <= MAX_ALIAS_LEN);
+        // One byte more and the chain would not fit.
+        let longer = "n".repeat(crate::cni::config::MAX_NAME_LEN + 1);
+        assert!(crate::plugin::ingress::chain_name(&longer).len() > NFT_NAME_MAX_TEXT);
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub fn binary() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mycelium-cni").to_string())
 }
 
+/// The build with test hooks (MYCELIUM_CNI_TEST_HASH_BITS), which the
+/// release binary does not have: scripts/test.sh builds it with the
+/// `test-hooks` feature into target/hooks and names it here.
+pub fn hooks_binary() -> String {
+    std::env::var("MYCELIUM_CNI_HOOKS_BIN").unwrap_or_else(|_| {
+        panic!("MYCELIUM_CNI_HOOKS_BIN must name the build with --features test-hooks (scripts/test.sh sets it)")
+    })
+}
+
 /// Without root, one line says what to run instead and the test binary
 /// exits with a failure: not a wall of assertion panics, and no silent skip.
 pub fn require_root() {
@@ -208,6 +217,12 @@ impl Node {
 
     pub fn standard() -> Node {
         Node::new("5fd:a395:1a8d:501d:f650:6887:2bd4:ee49")
+    }
+
+    /// This node, running the build with test hooks (`hooks_binary`).
+    pub fn with_test_hooks(mut self) -> Node {
+        self.program = vec![hooks_binary()];
+        self
     }
 
     pub fn conf(&self, version: &str) -> Value {
