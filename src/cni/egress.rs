@@ -67,12 +67,17 @@ fn invalid(field: &str, value: &str, rule: &str) -> CniError {
     )
 }
 
+/// The setting; without `egress`, `nat`, except for a secondary network
+/// (`podInterface` set), where the main plugin owns the default routes and
+/// `overlay` is the default.
 pub fn parse(fields: &Fields) -> CniResult<Egress> {
     let pool = match fields.str("ipv4Pool")? {
         None => DEFAULT_IPV4_POOL,
         Some(text) => parse_pool(text)?,
     };
+    let secondary = fields.get("podInterface").is_some();
     match fields.str("egress")? {
+        None if secondary => Ok(Egress::Overlay),
         None | Some("nat") => Ok(Egress::Nat { pool }),
         Some("overlay") => Ok(Egress::Overlay),
         Some(other) => Err(invalid("egress", other, "must be \"nat\" or \"overlay\"")),
@@ -111,6 +116,14 @@ mod tests {
             egress(json!({"egress": "overlay"})).unwrap(),
             Egress::Overlay
         );
+        let secondary = json!({"podInterface": "myc0"});
+        assert_eq!(
+            egress(secondary).unwrap(),
+            Egress::Overlay,
+            "secondary network"
+        );
+        let asked = json!({"podInterface": "myc0", "egress": "nat"});
+        assert_eq!(egress(asked).unwrap(), default);
         let pool = egress(json!({"ipv4Pool": "10.99.1.7/24"})).unwrap().pool();
         assert_eq!(pool.unwrap().to_string(), "10.99.1.0/24");
     }
