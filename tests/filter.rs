@@ -173,8 +173,8 @@ fn racing_adds_on_a_fresh_node_make_one_filter() {
     let count = |needle: &str| ruleset.matches(needle).count();
     assert_eq!(count(&format!("table inet {TABLE} ")), 1, "{ruleset}");
     assert_eq!(count("chain pod-source "), 1, "{ruleset}");
-    // The filter's three drop rules (the egress chain drops nothing).
-    assert_eq!(count(" drop"), 3, "{ruleset}");
+    // The filter's six drop rules (the egress chain drops nothing).
+    assert_eq!(count(" drop"), 6, "{ruleset}");
     assert!(node.ns.run(&["nft", "list", "tables"]).lines().count() == 1);
     for (i, pod) in pods.iter().enumerate() {
         node.del(&format!("ctr-{i}"), &pod.path(), &conf).ok();
@@ -224,7 +224,7 @@ fn a_deleted_or_altered_filter_is_restored_by_the_next_add() {
         .run(&["nft", "list", "chain", "inet", TABLE, "pod-source"]);
     let accepting = table.lines().filter(|l| l.trim_end().ends_with(" accept"));
     assert_eq!(accepting.count(), 0, "{table}");
-    assert_eq!(table.matches("counter").count(), 3, "{table}");
+    assert_eq!(table.matches("counter").count(), 6, "{table}");
 }
 
 /// `"sourceFilter": false`: nothing is created in nf_tables, everything

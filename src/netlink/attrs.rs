@@ -9,7 +9,7 @@ use netlink_packet_core::Emitable;
 pub const NLA_F_NESTED: u16 = libc::NLA_F_NESTED as u16;
 const NLA_HEADER_LEN: usize = 4;
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Body {
     pub bytes: Vec<u8>,
     /// An attribute was too long for its 16-bit length and was left out:

@@ -45,6 +45,8 @@ pub const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
 pub const NFT_META_OIFNAME: u32 = libc::NFT_META_OIFNAME as u32;
 pub const NFT_META_NFPROTO: u32 = libc::NFT_META_NFPROTO as u32;
 pub const NFT_META_IIFGROUP: u32 = libc::NFT_META_IIFGROUP as u32;
+pub const NFT_META_IIF: u32 = libc::NFT_META_IIF as u32;
+pub const NFT_META_L4PROTO: u32 = libc::NFT_META_L4PROTO as u32;
 pub const NFT_META_OIFGROUP: u32 = libc::NFT_META_OIFGROUP as u32;
 /// `NFT_META_IIFKIND` (not in libc).
 pub const NFT_META_IIFKIND: u32 = 26;
@@ -53,6 +55,7 @@ pub const NFT_CT_STATUS: u32 = libc::NFT_CT_STATUS as u32;
 pub const NFT_CMP_EQ: u32 = libc::NFT_CMP_EQ as u32;
 pub const NFT_CMP_NEQ: u32 = libc::NFT_CMP_NEQ as u32;
 pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
+pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32;
 /// `enum nft_fib_result` and `enum nft_fib_flags` (not in libc).
 pub const NFT_FIB_RESULT_OIF: u32 = 1;
 pub const NFTA_FIB_F_SADDR: u32 = 1 << 0;
@@ -196,6 +199,9 @@ pub fn same_expr(built: &Expr, dumped: &Expr) -> bool {
     built.name == dumped.name && same_attrs(&built.data, &dumped.data)
 }
 
+/// Attributes compare by content, in order. Empty attributes are left
+/// out on both sides: the kernel inserts them (NFTA_*_PAD) before 64-bit
+/// values to align them, wherever the value happens to fall.
 fn same_attrs(a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
@@ -212,10 +218,11 @@ fn same_attrs(a: &[u8], b: &[u8]) -> bool {
 
 /// The attributes of `bytes` if they cover it exactly, else None.
 fn attr_list(bytes: &[u8]) -> Option<Vec<(u16, &[u8])>> {
-    let list: Vec<_> = Attrs::new(bytes).collect();
+    let mut list: Vec<_> = Attrs::new(bytes).collect();
     let covered: usize = list
         .iter()
         .map(|(_, v)| (4 + v.len()).next_multiple_of(4))
         .sum();
+    list.retain(|(_, value)| !value.is_empty());
     (covered == bytes.len() && !list.is_empty()).then_some(list)
 }

@@ -29,6 +29,27 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_DESC: u16 = 9;
+const NFTA_SET_DESC_SIZE: u16 = 1;
+const NFT_SET_ANONYMOUS: u32 = libc::NFT_SET_ANONYMOUS as u32;
+const NFT_SET_TIMEOUT: u32 = libc::NFT_SET_TIMEOUT as u32;
+const NFT_SET_EVAL: u32 = libc::NFT_SET_EVAL as u32;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DYNSET_SET_NAME: u16 = 1;
+const NFTA_DYNSET_OP: u16 = 3;
+const NFTA_DYNSET_SREG_KEY: u16 = 4;
+const NFTA_DYNSET_TIMEOUT: u16 = 6;
+const NFTA_DYNSET_EXPR: u16 = 7;
+const NFTA_DYNSET_FLAGS: u16 = 9;
+const NFT_DYNSET_OP_UPDATE: u32 = libc::NFT_DYNSET_OP_UPDATE as u32;
+const NFTA_LIMIT_RATE: u16 = 1;
+const NFTA_LIMIT_UNIT: u16 = 2;
+const NFTA_LIMIT_BURST: u16 = 3;
+const NFTA_LIMIT_TYPE: u16 = 4;
+const NFTA_LIMIT_FLAGS: u16 = 5;
+const NFT_LIMIT_PKTS: u32 = libc::NFT_LIMIT_PKTS as u32;
+const NFT_LIMIT_F_INV: u32 = libc::NFT_LIMIT_F_INV as u32;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_LOOKUP_SET: u16 = 1;
 const NFTA_LOOKUP_SREG: u16 = 2;
@@ -46,6 +67,20 @@ pub struct SetSpec<'a> {
     pub key_type: u32,
     pub key_len: u32,
     pub flags: u32,
+}
+
+/// A meter: an anonymous set that a rule's `dynset` fills, one element per
+/// key, each with an expression (a limit) of its own, expiring after
+/// `timeout_ms`; deleted with the rule. `id` binds it to that rule in the
+/// batch that creates both.
+pub struct MeterSpec<'a> {
+    pub table: &'a str,
+    pub name: &'a str,
+    pub id: u32,
+    pub key_type: u32,
+    pub key_len: u32,
+    pub size: u32,
+    pub timeout_ms: u64,
 }
 
 /// One element: its key bytes and its flags (NFT_SET_ELEM_INTERVAL_END).
@@ -76,6 +111,67 @@ pub fn new_set(family: u8, set: &SetSpec) -> Change {
         NLM_F_CREATE,
         nf_message(family, 0, &attrs),
     )
+}
+
+/// Creates a meter's set (anonymous, filled by the packet path).
+pub fn new_meter(family: u8, meter: &MeterSpec) -> Change {
+    let mut desc = Body::default();
+    desc.be32(NFTA_SET_DESC_SIZE, meter.size);
+    let mut attrs = set_attrs(meter.table, meter.name);
+    attrs
+        .be32(
+            NFTA_SET_FLAGS,
+            NFT_SET_ANONYMOUS | NFT_SET_TIMEOUT | NFT_SET_EVAL,
+        )
+        .be32(NFTA_SET_KEY_TYPE, meter.key_type)
+        .be32(NFTA_SET_KEY_LEN, meter.key_len)
+        .nested(NFTA_SET_DESC, &desc)
+        .be32(NFTA_SET_ID, meter.id);
+    (
+        nft_type(NFT_MSG_NEWSET),
+        NLM_F_CREATE,
+        nf_message(family, 0, &attrs),
+    )
+}
+
+/// `dynset update reg 1 set NAME expr [ EXPR ]`: the key in register 1 is
+/// added to (or refreshed in) the meter, and the rule goes on only when
+/// the element's expression matches. Built in the order the kernel dumps
+/// it (its 64-bit attributes' padding is ignored by the comparison).
+pub fn dynset_update(meter: &MeterSpec, expr: &Expr) -> Expr {
+    let mut inner = Body::default();
+    inner.string(NFTA_EXPR_NAME, &expr.name);
+    let mut data = Body::default();
+    data.bytes.clone_from(&expr.data);
+    inner.nested(NFTA_EXPR_DATA, &data);
+    let mut attrs = Body::default();
+    attrs
+        .be32(NFTA_DYNSET_SREG_KEY, NFT_REG_1)
+        .be32(NFTA_DYNSET_OP, NFT_DYNSET_OP_UPDATE)
+        .string(NFTA_DYNSET_SET_NAME, meter.name)
+        .put(NFTA_DYNSET_TIMEOUT, &meter.timeout_ms.to_be_bytes())
+        .nested(NFTA_DYNSET_EXPR, &inner)
+        .be32(NFTA_DYNSET_FLAGS, 0);
+    Expr {
+        name: "dynset".into(),
+        data: attrs.bytes,
+    }
+}
+
+/// `limit rate over RATE/second burst BURST packets`: matches the packets
+/// past the bucket.
+pub fn limit_over(per_second: u64, burst: u32) -> Expr {
+    let mut attrs = Body::default();
+    attrs
+        .put(NFTA_LIMIT_RATE, &per_second.to_be_bytes())
+        .put(NFTA_LIMIT_UNIT, &1u64.to_be_bytes())
+        .be32(NFTA_LIMIT_BURST, burst)
+        .be32(NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS)
+        .be32(NFTA_LIMIT_FLAGS, NFT_LIMIT_F_INV);
+    Expr {
+        name: "limit".into(),
+        data: attrs.bytes,
+    }
 }
 
 /// Deletes the set (nothing may refer to it by then).

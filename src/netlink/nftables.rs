@@ -131,24 +131,6 @@ pub fn remove_chain(family: u8, table: &str, name: &str) -> Vec<Change> {
     ]
 }
 
-/// One base chain and its rules, replacing whatever copy of that chain
-/// there is (other chains of the table are left alone). Applied as one
-/// batch, concurrent replacements serialise in the kernel and leave one.
-pub fn replace_chain(family: u8, chain: &BaseChain, rules: &[Vec<Expr>]) -> Vec<Change> {
-    let mut changes = remove_chain(family, chain.table, chain.name);
-    changes.extend(create_chain(family, chain, rules));
-    changes
-}
-
-/// A new base chain and its rules (the chain must not exist).
-pub fn create_chain(family: u8, chain: &BaseChain, rules: &[Vec<Expr>]) -> Vec<Change> {
-    let mut changes = vec![new_chain(family, chain)];
-    for rule in rules {
-        changes.push(new_rule(family, chain.table, chain.name, rule));
-    }
-    changes
-}
-
 pub fn new_rule(family: u8, table: &str, chain: &str, exprs: &[Expr]) -> Change {
     let mut list = Body::default();
     for e in exprs {

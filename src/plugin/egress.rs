@@ -92,6 +92,7 @@ pub fn chain(conf: &NetConf) -> Option<ChainSpec> {
         hook: nft::NF_INET_POST_ROUTING,
         priority: nft::NF_IP_PRI_NAT_SRC,
         policy: nft::NF_ACCEPT,
+        sets: Vec::new(),
         rules: vec![
             Rule {
                 label: "overlay",

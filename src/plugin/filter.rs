@@ -23,6 +23,7 @@ use super::naming::HOST_VETH_PREFIX;
 use super::nft_table::{self, ChainSpec, ChainState, Rule, Snapshot, TABLE};
 use crate::cni::error::{CniError, CniResult, IO_FAILURE};
 use crate::netlink::Netlink;
+use crate::netlink::nft_set::{self, MeterSpec};
 use crate::netlink::nftables::{self as nft, Expr};
 use std::fmt;
 
@@ -34,7 +35,26 @@ const IPV6_SADDR_OFFSET: u32 = 8;
 const IPV4_SADDR_OFFSET: u32 = 12;
 const RULE_IPV4_UNSPECIFIED: &str = "ipv4 from 0.0.0.0";
 const RULE_IPV4: &str = "ipv4 foreign source";
+const RULE_UNSPECIFIED_NOT_ICMPV6: &str = "ipv6 from :: not icmpv6";
+const RULE_UNSPECIFIED_NOT_DAD: &str = "ipv6 from :: not dad";
 const RULE_IPV6: &str = "ipv6 foreign source";
+const RULE_SOLICITATION_FLOOD: &str = "solicitation flood";
+const IPPROTO_ICMPV6: u8 = libc::IPPROTO_ICMPV6 as u8;
+/// ICMPv6 types: what duplicate address detection sends from `::` (a
+/// neighbour solicitation, and the MLDv2 report of joining the
+/// solicited-node group), and the router solicitation.
+const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const MLD2_LISTENER_REPORT: u8 = 143;
+const ND_ROUTER_SOLICIT: u8 = 133;
+/// 133 (0x85) and 135 (0x87) are the only ICMPv6 types equal under 0xfd.
+const SOLICITATION_MASK: u8 = 0xfd;
+/// Per veth: 20 solicitations a second after a burst of 50.
+const NDP_RATE: u64 = 20;
+const NDP_BURST: u32 = 50;
+const NDP_METER: &str = "ndp-meter";
+const NDP_METER_ID: u32 = 2;
+/// nft's datatype number for `iface_index`.
+const TYPE_IFINDEX: u32 = 20;
 
 /// `iifname "myc*" meta iifkind "veth"`
 fn from_host_veth() -> Vec<Expr> {
@@ -48,8 +68,10 @@ fn from_host_veth() -> Vec<Expr> {
     ]
 }
 
-/// The chain: IPv4 from 0.0.0.0 or with a foreign source dropped, then
-/// IPv6 with a foreign source.
+/// The chain: IPv4 from 0.0.0.0 or with a foreign source dropped; IPv6
+/// from `::` unless it is duplicate address detection's; IPv6 with a
+/// foreign source; neighbour and router solicitations past a per-veth
+/// rate.
 pub fn chain() -> ChainSpec {
     let drop = [nft::counter(), nft::verdict(nft::NF_DROP)];
     let rule = |label, tail: &[Expr]| {
@@ -58,22 +80,14 @@ pub fn chain() -> ChainSpec {
         exprs.extend(drop.clone());
         Rule { label, exprs }
     };
-    let ipv4 = [
-        nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV4]),
-    ];
-    let ipv6 = [
-        nft::meta_load(nft::NFT_META_NFPROTO),
-        nft::cmp(nft::NFT_CMP_EQ, &[nft::NFPROTO_IPV6]),
-    ];
-    let unspecified_ipv4 = [
-        nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4),
-        nft::cmp(nft::NFT_CMP_EQ, &[0; 4]),
-    ];
-    let specified_ipv6 = [
-        nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, IPV6_SADDR_OFFSET, 16),
-        nft::cmp(nft::NFT_CMP_NEQ, &[0; 16]),
-    ];
+    let ipv4 = nfproto(nft::NFPROTO_IPV4);
+    let ipv6 = nfproto(nft::NFPROTO_IPV6);
+    let source = |offset, len: usize, op| {
+        [
+            nft::payload_load(nft::NFT_PAYLOAD_NETWORK_HEADER, offset, len as u32),
+            nft::cmp(op, &vec![0; len]),
+        ]
+    };
     let foreign = [
         nft::fib(
             nft::NFT_FIB_RESULT_OIF,
@@ -81,20 +95,90 @@ pub fn chain() -> ChainSpec {
         ),
         nft::cmp(nft::NFT_CMP_EQ, &[0; 4]),
     ];
+    let unspecified_ipv6 = source(IPV6_SADDR_OFFSET, 16, nft::NFT_CMP_EQ);
+    let l4proto = |op| {
+        [
+            nft::meta_load(nft::NFT_META_L4PROTO),
+            nft::cmp(op, &[IPPROTO_ICMPV6]),
+        ]
+    };
+    let icmpv6_type = nft::payload_load(nft::NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+    let not_dad = [
+        icmpv6_type.clone(),
+        nft::cmp(nft::NFT_CMP_NEQ, &[ND_NEIGHBOR_SOLICIT]),
+        nft::cmp(nft::NFT_CMP_NEQ, &[MLD2_LISTENER_REPORT]),
+    ];
+    let solicitation = [
+        icmpv6_type,
+        nft::bitwise_and(&[SOLICITATION_MASK]),
+        nft::cmp(nft::NFT_CMP_EQ, &[ND_ROUTER_SOLICIT]),
+        nft::meta_load(nft::NFT_META_IIF),
+        nft_set::dynset_update(&ndp_meter(), &nft_set::limit_over(NDP_RATE, NDP_BURST)),
+    ];
     ChainSpec {
         name: CHAIN.into(),
         kind: "filter",
         hook: nft::NF_INET_PRE_ROUTING,
         priority: nft::NF_IP_PRI_RAW,
         policy: nft::NF_ACCEPT,
+        sets: vec![nft_set::new_meter(nft_table::FAMILY, &ndp_meter())],
         rules: vec![
             rule(
                 RULE_IPV4_UNSPECIFIED,
-                &[&ipv4[..], &unspecified_ipv4].concat(),
+                &[&ipv4[..], &source(IPV4_SADDR_OFFSET, 4, nft::NFT_CMP_EQ)].concat(),
             ),
             rule(RULE_IPV4, &[&ipv4[..], &foreign].concat()),
-            rule(RULE_IPV6, &[&ipv6[..], &specified_ipv6, &foreign].concat()),
+            rule(
+                RULE_UNSPECIFIED_NOT_ICMPV6,
+                &[&ipv6[..], &unspecified_ipv6, &l4proto(nft::NFT_CMP_NEQ)].concat(),
+            ),
+            rule(
+                RULE_UNSPECIFIED_NOT_DAD,
+                &[
+                    &ipv6[..],
+                    &unspecified_ipv6,
+                    &l4proto(nft::NFT_CMP_EQ),
+                    &not_dad,
+                ]
+                .concat(),
+            ),
+            rule(
+                RULE_IPV6,
+                &[
+                    &ipv6[..],
+                    &source(IPV6_SADDR_OFFSET, 16, nft::NFT_CMP_NEQ),
+                    &foreign,
+                ]
+                .concat(),
+            ),
+            rule(
+                RULE_SOLICITATION_FLOOD,
+                &[&ipv6[..], &l4proto(nft::NFT_CMP_EQ), &solicitation].concat(),
+            ),
         ],
+    }
+}
+
+fn nfproto(family: u8) -> [Expr; 2] {
+    [
+        nft::meta_load(nft::NFT_META_NFPROTO),
+        nft::cmp(nft::NFT_CMP_EQ, &[family]),
+    ]
+}
+
+/// Per host veth (its index), a bucket of neighbour and router
+/// solicitations: each one a pod sends with a new link-local source makes
+/// the node a neighbour entry, and a flood of them filled the node's table
+/// (1,500 in a burst left the node unable to reach other pods for 20 s).
+fn ndp_meter() -> MeterSpec<'static> {
+    MeterSpec {
+        table: TABLE,
+        name: NDP_METER,
+        id: NDP_METER_ID,
+        key_type: TYPE_IFINDEX,
+        key_len: 4,
+        size: 4096,
+        timeout_ms: 60_000,
     }
 }
 
@@ -138,7 +222,9 @@ impl From<ChainState> for FilterState {
         match state {
             ChainState::InForce(counters) => FilterState::InForce {
                 dropped_ipv4: counters.of(RULE_IPV4_UNSPECIFIED) + counters.of(RULE_IPV4),
-                dropped_ipv6: counters.of(RULE_IPV6),
+                dropped_ipv6: counters.of(RULE_IPV6)
+                    + counters.of(RULE_UNSPECIFIED_NOT_ICMPV6)
+                    + counters.of(RULE_UNSPECIFIED_NOT_DAD),
             },
             ChainState::Missing => FilterState::Missing,
             ChainState::Altered(what) => FilterState::Altered(what),
@@ -178,22 +264,36 @@ mod tests {
     #[test]
     fn rules_share_the_veth_match_and_differ_after() {
         let chain = chain();
-        let [unspecified, ipv4, ipv6] = [0, 1, 2].map(|i| &chain.rules[i].exprs);
-        assert_eq!((unspecified.len(), ipv4.len(), ipv6.len()), (10, 10, 12));
-        for rule in [unspecified, ipv4] {
-            assert_eq!(rule[..4], ipv6[..4], "the veth match");
-            assert_eq!(rule[4..6], ipv4[4..6], "nfproto ipv4");
+        let labels: Vec<&str> = chain.rules.iter().map(|r| r.label).collect();
+        assert_eq!(
+            labels,
+            [
+                RULE_IPV4_UNSPECIFIED,
+                RULE_IPV4,
+                RULE_UNSPECIFIED_NOT_ICMPV6,
+                RULE_UNSPECIFIED_NOT_DAD,
+                RULE_IPV6,
+                RULE_SOLICITATION_FLOOD
+            ]
+        );
+        let [ipv4, ipv6] = [1, 4].map(|i| &chain.rules[i].exprs);
+        for rule in &chain.rules {
+            assert_eq!(rule.exprs[..4], ipv6[..4], "the veth match");
         }
         assert!(!nft::same_expr(&ipv4[5], &ipv6[5]), "nfproto 2 vs 10");
         assert_eq!(ipv4[6..8], ipv6[8..10], "the same fib check");
+        let flood = &chain.rules[5].exprs;
+        assert_eq!(flood.last(), Some(&nft::verdict(nft::NF_DROP)));
+        assert!(flood.iter().any(|e| e.name == "dynset"));
     }
 
     #[test]
-    fn replacement_is_one_batch_of_table_chain_and_three_rules() {
+    fn replacement_is_one_batch_of_table_chain_meter_and_rules() {
         let changes = replace_changes();
         let kinds: Vec<u16> = changes.iter().map(|(kind, _, _)| kind & 0xff).collect();
-        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWRULE x3
-        assert_eq!(kinds, [0, 3, 5, 3, 6, 6, 6]);
+        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWSET (the
+        // meter), NEWRULE x6
+        assert_eq!(kinds, [0, 3, 5, 3, 9, 6, 6, 6, 6, 6, 6]);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! chains when no pod of the network is left on the node. Only veths that
 //! carry every mark of ours are deleted (`host_veth::attachment_of`).
 
-use super::host_veth::attachment_of;
+use super::host_veth::{attachment_of, is_ours};
+use super::naming::parse_alias;
 use super::open_host;
 use super::rules;
 use crate::cni::config::{NetConf, ValidAttachment};
 use crate::cni::error::{CniResult, Wrap};
 use crate::log;
+use crate::netlink::link::Link;
 
 pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     let is_valid = |container_id: &str, ifname: &str| {
@@ -20,9 +22,13 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     };
     let mut host = open_host()?;
     let links = host.links().wrap("list links")?;
+    // Pods of the network that stay: valid attachments, and host veths of
+    // ours that name the network without every mark (an earlier version's,
+    // which the network's chains must still cover).
     let mut kept = 0;
     for link in &links {
         let Some((container_id, ifname)) = attachment_of(link, &conf.name) else {
+            kept += usize::from(names_network(link, &conf.name));
             continue;
         };
         if is_valid(container_id, ifname) {
@@ -39,4 +45,9 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
         return rules::remove_network(conf);
     }
     rules::ensure(&mut host, conf)
+}
+
+/// One of our host veths whose alias names `network`, marked or not.
+fn names_network(link: &Link, network: &str) -> bool {
+    is_ours(link) && parse_alias(&link.alias).is_some_and(|(of, _, _)| of == network)
 }

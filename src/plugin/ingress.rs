@@ -148,6 +148,7 @@ pub fn chain(conf: &NetConf) -> Option<ChainSpec> {
         hook: nft::NF_INET_FORWARD,
         priority: nft::NF_IP_PRI_FILTER,
         policy: nft::NF_ACCEPT,
+        sets: Vec::new(),
         rules,
     })
 }

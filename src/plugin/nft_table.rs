@@ -38,6 +38,9 @@ pub struct ChainSpec {
     pub hook: u32,
     pub priority: i32,
     pub policy: u32,
+    /// The sets its rules use (meters), declared after the chain and
+    /// before its rules in the batch that creates it.
+    pub sets: Vec<nft::Change>,
     pub rules: Vec<Rule>,
 }
 
@@ -160,12 +163,19 @@ impl Snapshot {
 /// flags 0 first, which also wakes a dormant one. Concurrent replacements
 /// serialise in the kernel and leave one copy.
 pub fn replace_changes(spec: &ChainSpec) -> Vec<nft::Change> {
-    nft::replace_chain(FAMILY, &spec.base(), &spec.exprs())
+    let mut changes = remove_changes(&spec.name);
+    changes.extend(create_changes(spec));
+    changes
 }
 
 /// The batch that creates the chain of the spec (it must not exist).
 pub fn create_changes(spec: &ChainSpec) -> Vec<nft::Change> {
-    nft::create_chain(FAMILY, &spec.base(), &spec.exprs())
+    let mut changes = vec![nft::new_chain(FAMILY, &spec.base())];
+    changes.extend(spec.sets.iter().cloned());
+    for rule in &spec.rules {
+        changes.push(nft::new_rule(FAMILY, TABLE, &spec.name, &rule.exprs));
+    }
+    changes
 }
 
 /// The batch that removes chain `name` if it exists.
@@ -208,6 +218,7 @@ mod tests {
             hook: nft::NF_INET_FORWARD,
             priority: 0,
             policy: nft::NF_ACCEPT,
+            sets: Vec::new(),
             rules: vec![
                 Rule {
                     label: "a",

@@ -621,15 +621,26 @@ pub fn source_filter_drops(node: &Node) -> (u64, u64) {
     let table = node
         .ns
         .run(&["nft", "list", "chain", "inet", "mycelium-cni", "pod-source"]);
-    let counts: Vec<u64> = table
+    let count = |line: &str| -> u64 {
+        let after = line.split("counter packets ").nth(1).unwrap_or("");
+        after
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let drops: Vec<&str> = table
         .lines()
         .filter(|line| line.contains(" drop"))
-        .filter_map(|line| line.split("counter packets ").nth(1))
-        .filter_map(|after| after.split(' ').next()?.parse().ok())
         .collect();
-    // IPv4 from 0.0.0.0, IPv4 with a foreign source, IPv6 with a foreign source.
-    assert_eq!(counts.len(), 3, "source filter rules: {table}");
-    (counts[0] + counts[1], counts[2])
+    // IPv4 from 0.0.0.0 or a foreign source; IPv6 from :: (not DAD) or a
+    // foreign source; the solicitation meter's drops are not spoofing.
+    assert_eq!(drops.len(), 6, "source filter rules: {table}");
+    let ipv4 = drops
+        .iter()
+        .filter(|l| l.contains("ip saddr") || l.contains("nfproto ipv4"));
+    let ipv6 = drops.iter().filter(|l| l.contains("ip6 saddr"));
+    (ipv4.map(|l| count(l)).sum(), ipv6.map(|l| count(l)).sum())
 }
 
 /// Connects from `ns` to [address]:port over TCP and returns what it reads.
