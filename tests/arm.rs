@@ -35,6 +35,11 @@ fn attaches_a_pod(variable: &str, machine: u16, emulator: &str, container: &str)
         "a refused ADD left state"
     );
     node.source_filter = false;
+    // Egress NAT needs nf_tables too: the error names its key.
+    let refused = node.add(container, &pod, &node.conf("1.1.0"));
+    let msg = refused.error(5);
+    assert!(msg.contains("\"egress\": \"overlay\""), "{msg}");
+    node.egress = Some("overlay");
     let conf = node.conf("1.1.0");
     let result = node.add(container, &pod, &conf).ok();
     let address = pod_address(&result);
