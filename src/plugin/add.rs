@@ -6,15 +6,14 @@
 
 use super::host_veth::is_ours;
 use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
-use super::node::{self, Node};
+use super::node;
 use super::pod::Pod;
+use super::requested::Candidates;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
 use super::{filter, ingress};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
-use crate::cni::error::{
-    CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS, Wrap,
-};
+use crate::cni::error::{CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, Wrap};
 use crate::cni::result::{self, Attachment, Interface};
 use crate::log;
 use crate::netlink::Netlink;
@@ -22,7 +21,6 @@ use crate::netlink::link::{Link, VethPair};
 use ipnetwork::Ipv6Network;
 use std::net::Ipv6Addr;
 
-const ADDRESS_ATTEMPTS: u32 = 64;
 const LOOPBACK_INDEX: u32 = 1;
 const HOST_LINK_LOCAL_PREFIX_LEN: u8 = 64;
 const POD_PREFIX_LEN: u8 = 128;
@@ -34,6 +32,8 @@ struct Plan<'a> {
     mtu: u32,
     /// Routes in the pod via fe80::1: 400::/7 first, then the configured ones.
     routes: Vec<Ipv6Network>,
+    /// The requested address, or the derived candidates.
+    candidates: Candidates,
 }
 
 pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
@@ -47,8 +47,10 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
+    let candidates = Candidates::for_attachment(env, conf, &node, &id)?;
     ensure_nf_tables(&mut host, conf)?;
     let plan = Plan {
+        candidates,
         id,
         pod_ifname: pod_interface_name(env, conf),
         mtu: conf.mtu.unwrap_or(node.mtu),
@@ -65,7 +67,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
     let host_veth = create_veth(&mut host, &pod, &plan)?;
-    match configure(&mut host, &mut pod, &node, &plan, &host_veth) {
+    match configure(&mut host, &mut pod, &plan, &host_veth) {
         Ok((address, pod_link)) => {
             let attachment = Attachment {
                 host: Interface {
@@ -168,7 +170,6 @@ fn label_new_veth(host: &mut Netlink, name: &str, alias: &str) -> CniResult<Link
 fn configure(
     host: &mut Netlink,
     pod: &mut Pod,
-    node: &Node,
     plan: &Plan,
     host_veth: &Link,
 ) -> CniResult<(Ipv6Addr, Link)> {
@@ -176,7 +177,7 @@ fn configure(
     host.add_address(host_veth.index, GATEWAY, HOST_LINK_LOCAL_PREFIX_LEN)
         .wrap("add fe80::1 to host veth")?;
     host::refuse_router_advertisements(&host_veth.name)?;
-    let address = claim_address(host, node, &plan.id, host_veth.index)?;
+    let address = claim_address(host, &plan.candidates, host_veth.index)?;
     let pod_link = pod
         .nl
         .link_by_name(pod_ifname)
@@ -210,24 +211,18 @@ fn configure(
 
 /// The /128 host route is the claim on an address: created with
 /// NLM_F_EXCL, so of two concurrent ADDs only one gets it; EEXIST means
-/// taken, try the next candidate.
+/// taken, try the next candidate (a requested address has no next one).
 fn claim_address(
     host: &mut Netlink,
-    node: &Node,
-    id: &AttachmentId,
+    candidates: &Candidates,
     host_index: u32,
 ) -> CniResult<Ipv6Addr> {
-    for attempt in 0..ADDRESS_ATTEMPTS {
-        let candidate = id.pod_address(node.prefix(), attempt);
-        if candidate == node.address {
-            continue;
-        }
+    for &candidate in &candidates.addresses {
         match host.add_route(candidate, POD_PREFIX_LEN, None, host_index) {
             Ok(()) => return Ok(candidate),
             Err(e) if e.errno == libc::EEXIST => continue,
             other => other.wrap(format_args!("add route {candidate}/128 on host"))?,
         }
     }
-    let msg = format!("no free pod address in the node /64 after {ADDRESS_ATTEMPTS} attempts");
-    Err(CniError::new(NO_FREE_ADDRESS, msg))
+    Err(candidates.exhausted())
 }

@@ -13,9 +13,10 @@ mod inventory;
 pub mod naming;
 pub mod node;
 mod pod;
+mod requested;
 mod status;
 
-pub use inventory::{attachments, node_status};
+pub use inventory::{attachments, node_status, overlay_route_interfaces};
 
 use crate::cni::Plugin;
 use crate::cni::config::{NetConf, ValidAttachment};
