@@ -127,6 +127,10 @@ fn refused_requests_leave_nothing_behind() {
         .add("ctr-rc", &pod, &conf_asking(&node, &["nope"]))
         .error(7);
     assert!(msg.contains("runtimeConfig.ips[0] \"nope\""), "{msg}");
+    // The DEL a runtime sends after that failed ADD carries the same
+    // runtimeConfig, and must succeed.
+    node.del("ctr-rc", &pod.path(), &conf_asking(&node, &["nope"]))
+        .ok();
     let msg = node
         .add("ctr-rc", &pod, &conf_asking(&node, &[&taken]))
         .error(103);

@@ -9,6 +9,7 @@ use crate::cni::args;
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{ADDRESS_TAKEN, CniError, CniResult, INVALID_CONFIG, NO_FREE_ADDRESS};
+use serde_json::Value;
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Derived candidates tried before ADD gives up.
@@ -66,14 +67,39 @@ fn refused(msg: String) -> CniError {
     CniError::new(INVALID_CONFIG, msg)
 }
 
+/// `runtimeConfig.ips`: a list of strings, each an address with or without
+/// a prefix length; anything else is code 7 naming the entry.
+fn runtime_ips(value: Option<&Value>) -> CniResult<Vec<IpAddr>> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            let msg = format!("invalid config: runtimeConfig.ips must be a list, not {other}");
+            return Err(refused(msg));
+        }
+    };
+    let mut ips = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let text = item.as_str();
+        let address = text.and_then(args::parse_ip).ok_or_else(|| {
+            let shown = text.map_or_else(|| item.to_string(), String::from);
+            let msg =
+                format!("invalid config: runtimeConfig.ips[{i}] {shown:?} must be an IPv6 address");
+            refused(msg)
+        })?;
+        ips.push(address);
+    }
+    Ok(ips)
+}
+
 /// The one IPv6 address asked for by `runtimeConfig.ips` and `IP=`
 /// together, inside the node's /64 and not the node's own; None when none
 /// was asked for. Any refusal is code 7 and names the address.
 pub fn requested(env: &Env, conf: &NetConf, node: &Node) -> CniResult<Option<Ipv6Addr>> {
     let mut wanted: Vec<(Ipv6Addr, &str)> = Vec::new();
+    let from_config = runtime_ips(conf.runtime_ips.as_ref())?;
     let from_args = args::requested_ips(&env.args)?;
-    let asked = conf
-        .runtime_ips
+    let asked = from_config
         .iter()
         .map(|ip| (ip, "runtimeConfig.ips"))
         .chain(from_args.iter().map(|ip| (ip, "CNI_ARGS IP")));
@@ -192,6 +218,28 @@ mod tests {
             asked("IP=x", "").unwrap_err().code,
             crate::cni::error::INVALID_ENV
         );
+    }
+
+    #[test]
+    fn runtime_config_ips_must_be_a_list_of_addresses() {
+        for (ips, says) in [
+            (
+                r#"["5fd::1","nope"]"#,
+                r#"runtimeConfig.ips[1] "nope" must be an IPv6 address"#,
+            ),
+            ("[7]", r#"runtimeConfig.ips[0] "7" must be"#),
+            (r#""5fd::1""#, "runtimeConfig.ips must be a list"),
+        ] {
+            let text =
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","runtimeConfig":{{"ips":{ips}}}}}"#);
+            let conf = NetConf::parse(text.as_bytes()).expect("DEL must still parse it");
+            let error = requested(&env(""), &conf, &node()).unwrap_err();
+            assert_eq!(error.code, INVALID_CONFIG, "{ips}");
+            assert!(error.msg.contains(says), "{}", error.msg);
+        }
+        let none = r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[]}}"#;
+        let conf = NetConf::parse(none.as_bytes()).unwrap();
+        assert_eq!(requested(&env(""), &conf, &node()).unwrap(), None);
     }
 
     #[test]
