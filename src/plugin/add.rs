@@ -50,11 +50,11 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     let candidates = Candidates::for_attachment(env, conf, &node, &id)?;
     ensure_nf_tables(&mut host, conf)?;
     let plan = Plan {
-        candidates,
         id,
         pod_ifname: pod_interface_name(env, conf),
         mtu: conf.mtu.unwrap_or(node.mtu),
         routes: pod_routes(conf),
+        candidates,
     };
     let (pod_ifname, mtu) = (plan.pod_ifname, plan.mtu);
     let mut pod = Pod::open(&env.netns)?;
