@@ -204,3 +204,39 @@ fn twenty_concurrent_requests_for_twenty_addresses() {
         "routes left: {routes}"
     );
 }
+
+/// Eight ADDs racing for one address: the exclusive /128 route lets exactly
+/// one through; the others fail with 103 and leave nothing.
+#[test]
+fn eight_adds_racing_for_one_address() {
+    require_root();
+    let node = Node::standard();
+    let pods: Vec<Netns> = (0..8).map(|_| Netns::new("-race")).collect();
+    let wanted = format!("{PREFIX}:77");
+    let outcomes: Vec<common::Outcome> = std::thread::scope(|scope| {
+        let runs: Vec<_> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, pod)| {
+                let (node, wanted) = (&node, &wanted);
+                scope.spawn(move || add_asking(node, &format!("ctr-r{i}"), pod, wanted))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("ADD thread"))
+            .collect()
+    });
+    let won: Vec<_> = outcomes.iter().filter(|o| o.code == 0).collect();
+    assert_eq!(won.len(), 1, "winners");
+    assert_eq!(pod_address(&won[0].json()), wanted);
+    for lost in outcomes.iter().filter(|o| o.code != 0) {
+        let msg = lost.error(103);
+        assert!(msg.contains("is already in use"), "{msg}");
+    }
+    assert_eq!(node.host_veths().len(), 1, "veths: {:?}", node.host_veths());
+    let eth0s = pods
+        .iter()
+        .filter(|pod| pod.exec(&["ip", "link", "show", "eth0"]))
+        .count();
+    assert_eq!(eth0s, 1, "pods with an eth0");
+}
