@@ -309,13 +309,13 @@ fn check_attachment_prefixes(report: &mut Report, interface: &str) {
         }
         return;
     }
-    let mut old: Vec<String> = outside
-        .iter()
-        .filter_map(|r| r.ip)
-        .map(prefix_text)
-        .collect();
-    old.sort();
-    old.dedup();
+    // Each old /64 once (no sort: it would link in a sort routine).
+    let mut old: Vec<String> = Vec::new();
+    for prefix in outside.iter().filter_map(|r| r.ip).map(prefix_text) {
+        if !old.contains(&prefix) {
+            old.push(prefix);
+        }
+    }
     report.fail(
         &format!(
             "{} attachment(s) have addresses outside the node's /64 {current} (they are in {}): the Mycelium key, and with it the /64, changed; the overlay no longer routes them to this node",
