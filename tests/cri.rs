@@ -492,9 +492,9 @@ fn tbf_burst(qdisc: &str) -> usize {
 ///    install): a 1 Mbit/s token bucket on the pod's host veth, and a
 ///    transfer into the pod runs at no more than about 1.2 Mbit/s, while
 ///    one into a pod without the annotation runs far faster. containerd
-///    asks for a burst of 2^32 bits, which gives a bucket of about 20 MiB
-///    that passes at full speed: the rate is measured at the end of a
-///    transfer that goes beyond it.
+///    passes the largest burst the plugin takes (about 2^32 bits), which
+///    gives a bucket of about 20 MiB that passes at full speed: the rate is
+///    measured at the end of a transfer that goes beyond it.
 fn ingress_bandwidth(cri: &Containerd) {
     const CHECK: &str = "9 ingress bandwidth";
     let annotation = [("kubernetes.io/ingress-bandwidth", "1M")];
