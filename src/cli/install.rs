@@ -66,9 +66,14 @@ const CHAINED: [Chained; 2] = [
     },
 ];
 
-/// An executable file (or a symlink to one, as k3s installs them).
+/// An executable file, or a symlink. Some k3s versions link the plugins to
+/// an absolute path in a data directory that the DaemonSet's init container
+/// does not mount: the link cannot be followed here, but the runtime on the
+/// node follows it.
 fn is_plugin(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        m.file_type().is_symlink() || (m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// The plugins to chain after ours: those in the bin directory and not left
@@ -160,7 +165,7 @@ fn try_install(options: &Options) -> Result<String, String> {
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("read own binary: {e}"))?;
     let installed = write_atomically(bin_dir, BINARY_NAME, &binary, 0o755)?;
     report += &format!("installed {}\n", installed.display());
-    if !bin_dir.join("loopback").exists() {
+    if !is_plugin(&bin_dir.join("loopback")) {
         report += &format!(
             "warning: no loopback plugin in {}: the conflist chains it (install the CNI reference plugins)\n",
             bin_dir.display()
@@ -276,9 +281,15 @@ mod tests {
             report.contains("left out bandwidth: no bandwidth plugin in"),
             "{report}"
         );
-        for kind in ["portmap", "bandwidth"] {
-            write_atomically(&dir, kind, b"#!/bin/sh\n", 0o755).unwrap();
-        }
+        write_atomically(&dir, "portmap", b"#!/bin/sh\n", 0o755).unwrap();
+        write_atomically(&dir, "bandwidth", b"", 0o644).unwrap();
+        let mut report = String::new();
+        let chained = chained_plugins(&options(&[]), &dir, &mut report);
+        assert_eq!(chained.len(), 1, "a file that is not executable: {report}");
+        // As some k3s versions link them: to a path not mounted here.
+        std::fs::remove_file(dir.join("bandwidth")).unwrap();
+        let target = "/var/lib/rancher/k3s/data/0123abcd/bin/cni";
+        std::os::unix::fs::symlink(target, dir.join("bandwidth")).unwrap();
         let mut report = String::new();
         let chained = chained_plugins(&options(&[]), &dir, &mut report);
         assert_eq!(chained[0]["type"], "portmap");
