@@ -13,7 +13,7 @@ mod inventory;
 pub mod naming;
 pub mod node;
 mod pod;
-mod requested;
+pub mod requested;
 mod status;
 
 pub use inventory::{attachments, node_status, overlay_route_interfaces};
