@@ -7,7 +7,12 @@
 #   scripts/install.sh [--k3s] [--root DIR] [--binary PATH] [--interface NAME]
 #                      [--service-cidr CIDR]... [--overlay-ingress open|replies]
 #                      [--overlay-allow CIDR]... [--egress nat|overlay]
-#                      [--ipv4-pool CIDR] [--uninstall]
+#                      [--ipv4-pool CIDR] [--no-portmap] [--no-bandwidth]
+#                      [--uninstall]
+#
+# The conflist chains loopback, mycelium-cni, then portmap and bandwidth when
+# their binaries are in the bin directory (--no-portmap, --no-bandwidth leave
+# them out); the binary's report says which it left out and why.
 #
 #   --k3s       k3s's directories: /var/lib/rancher/k3s/data/cni and
 #               /var/lib/rancher/k3s/agent/etc/cni/net.d
@@ -25,7 +30,9 @@ while [ $# -gt 0 ]; do
     --root) root=${2%/}; shift ;;
     --binary) binary=$2; shift ;;
     --interface|--service-cidr|--overlay-ingress|--overlay-allow|--egress|--ipv4-pool) extra+=("$1" "$2"); shift ;;
+    --no-portmap|--no-bandwidth) extra+=("$1") ;;
     --uninstall) uninstall=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' scripts/install.sh | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
   esac
   shift

@@ -110,6 +110,11 @@ struct ShapeOnly;
 
 impl Plugin for ShapeOnly {
     fn add(&self, env: &Env, conf: &NetConf) -> CniResult<String> {
+        let node = crate::plugin::node::Node {
+            mtu: 1400,
+            address: std::net::Ipv6Addr::new(0x5fd, 0, 0, 0, 0, 0, 0, 1),
+        };
+        crate::plugin::requested::requested(env, conf, &node)?;
         let attachment = Attachment {
             host: Interface {
                 name: "myc0",

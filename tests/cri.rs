@@ -36,6 +36,8 @@ fn kubelet_calls_through_containerd_cri() {
     concurrency(&cri);
     failure(&cri);
     ports(&cri);
+    ingress_bandwidth(&cri);
+    egress_bandwidth(&cri);
     no_leftovers(&cri, &baseline);
     eprintln!("CRI test took {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -100,21 +102,34 @@ fn node_readiness(cri: &Containerd) {
         took.as_millis()
     );
 
-    // hostPort needs portmap chained after us, as k3s's own conflist does.
-    let mut list: Value =
+    // The conflist as install wrote it, unedited: portmap (hostPort) and
+    // bandwidth chained after us, as k3s's own flannel conflist does,
+    // because the bin dir has them (as k3s's has).
+    let report = String::from_utf8_lossy(&output.stdout);
+    let list: Value =
         serde_json::from_str(&std::fs::read_to_string(&conflist).expect("read conflist"))
             .expect("conflist JSON");
-    let plugins = list["plugins"].as_array_mut().expect("plugins");
-    plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
-    let temporary = conf_dir.join(".conflist.tmp");
-    std::fs::write(&temporary, list.to_string()).expect("write conflist");
-    std::fs::rename(&temporary, &conflist).expect("rename conflist");
+    let chain: Vec<&str> = list["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| p["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        chain,
+        ["loopback", "mycelium-cni", "portmap", "bandwidth"],
+        "{CHECK}: the chain install wrote; its report: {report}"
+    );
+    assert!(
+        report.contains("chained portmap") && report.contains("chained bandwidth"),
+        "{CHECK}: install's report: {report}"
+    );
     cri.wrap_plugin();
     wait_until("containerd loads the conflist with portmap", 10, || {
         let status = cri.call("Status", json!({"verbose": true}));
         status["info"]["cniconfig"]
             .as_str()
-            .is_some_and(|c| c.contains("portmap"))
+            .is_some_and(|c| c.contains("portmap") && c.contains("bandwidth"))
     });
 }
 
@@ -353,8 +368,8 @@ fn failure(cri: &Containerd) {
     assert_eq!(cri.node.ns.state(), before, "{CHECK}: node state changed");
 }
 
-/// 8. A port mapping (portmap chained after us) reaches the pod at the
-///    node's address over IPv6, from the node and from another pod.
+/// 8. A port mapping (portmap, chained after us by install) reaches the pod
+///    at the node's address over IPv6, from the node and from another pod.
 fn ports(cri: &Containerd) {
     const CHECK: &str = "8 ports";
     let mut web = cri
@@ -383,10 +398,10 @@ fn ports(cri: &Containerd) {
     }
 }
 
-/// 9. The node's links, addresses and routes are as before the first pod,
-///    and containerd holds no pod netns.
+/// 11. The node's links, addresses and routes are as before the first pod,
+///     and containerd holds no pod netns.
 fn no_leftovers(cri: &Containerd, baseline: &str) {
-    const CHECK: &str = "9 no leftovers";
+    const CHECK: &str = "11 no leftovers";
     // The first ADD turns on IPv6 forwarding for good, and with it the
     // kernel adds the subnet-router anycast route of the TUN's prefix.
     let state = cri.node.ns.state();
@@ -402,4 +417,262 @@ fn no_leftovers(cri: &Containerd, baseline: &str) {
     assert!(cri.sandboxes().is_empty(), "{CHECK}: sandboxes listed");
     let netns = cri.pod_netns_files();
     assert!(netns.is_empty(), "{CHECK}: netns left: {netns:?}");
+}
+
+const TRANSFER_PORT: u16 = 18090;
+/// 2.4 s at 1 Mbit/s.
+const TRANSFER_BYTES: usize = 300_000;
+/// The window at the end of a transfer over which its rate is measured.
+const TAIL_SECONDS: f64 = 2.0;
+
+/// Sends `size` bytes from the node into the pod (whose busybox `nc` reads
+/// and counts them) and follows the bytes the pod acknowledged (TCP_INFO's
+/// tcpi_bytes_acked) every 10 ms. Returns (bytes the pod counted, Mbit/s
+/// over the last TAIL_SECONDS of the transfer, or all of it if shorter).
+fn transfer_into(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
+    use std::io::BufRead;
+    let script = format!(
+        "import socket, struct, threading, time\n\
+         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('::', {TRANSFER_PORT}))\n\
+         s.listen(1)\n\
+         print('ready', flush=True)\n\
+         c, _ = s.accept()\n\
+         threading.Thread(target=c.sendall, args=(b'x' * {size},)).start()\n\
+         samples = []\n\
+         while not samples or samples[-1][1] < {size}:\n\
+         \x20   info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 128)\n\
+         \x20   samples.append((time.monotonic(), struct.unpack_from('Q', info, 120)[0]))\n\
+         \x20   time.sleep(0.01)\n\
+         end, total = samples[-1]\n\
+         start, sent = next(x for x in samples if x[0] >= end - {TAIL_SECONDS})\n\
+         print((total - sent) * 8 / (end - start) / 1e6, flush=True)\n\
+         c.shutdown(socket.SHUT_WR)\n\
+         while c.recv(65536):\n\
+         \x20   pass\n"
+    );
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &cri.node.ns.name,
+            "timeout",
+            "30",
+            "python3",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sender");
+    let mut lines = std::io::BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(ready, "ready", "sender did not start");
+    let receive = format!("nc {NODE} {TRANSFER_PORT} </dev/null | wc -c");
+    let (code, counted) = cri.exec(pod, &["sh", "-c", &receive]);
+    let rate = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 0, "receive in {}: {counted}", pod.name);
+    let rate = rate.trim().parse().unwrap_or(f64::NAN);
+    (counted.trim().parse().unwrap_or(0), rate)
+}
+
+/// The token bucket's size in bytes, from `tc qdisc show` ("burst 21474835b").
+fn tbf_burst(qdisc: &str) -> usize {
+    let mut words = qdisc.split_whitespace();
+    words.find(|w| *w == "burst");
+    let burst = words.next().unwrap_or("");
+    let burst = burst.trim_end_matches('b').parse();
+    burst.unwrap_or_else(|_| panic!("no burst in {qdisc}"))
+}
+
+/// 9. `kubernetes.io/ingress-bandwidth: 1M` (bandwidth, chained by
+///    install): a 1 Mbit/s token bucket on the pod's host veth, and a
+///    transfer into the pod runs at no more than about 1.2 Mbit/s, while
+///    one into a pod without the annotation runs far faster. containerd
+///    passes the largest burst the plugin takes (about 2^32 bits), which
+///    gives a bucket of about 20 MiB that passes at full speed: the rate is
+///    measured at the end of a transfer that goes beyond it.
+fn ingress_bandwidth(cri: &Containerd) {
+    const CHECK: &str = "9 ingress bandwidth";
+    let annotation = [("kubernetes.io/ingress-bandwidth", "1M")];
+    let mut slow = cri
+        .run_pod_with("slow", &[], &annotation)
+        .unwrap_or_else(|e| panic!("{CHECK}: {e}"));
+    let mut fast = cri
+        .run_pod("fast", &[])
+        .unwrap_or_else(|e| panic!("{CHECK}: {e}"));
+    cri.start_container(&mut slow);
+    cri.start_container(&mut fast);
+    let veth = cri.host_veth_of(&slow.ip);
+    let qdisc = cri.node.ns.run(&["tc", "qdisc", "show", "dev", &veth]);
+    assert!(
+        qdisc.contains("qdisc tbf") && qdisc.contains("rate 1Mbit"),
+        "{CHECK}: no 1 Mbit/s limit on {veth}: {qdisc}"
+    );
+    // The bucket is full at first: send most of it (headers count too),
+    // then TRANSFER_BYTES past it, and measure the tail.
+    let size = tbf_burst(&qdisc) / 100 * 95 + TRANSFER_BYTES;
+    let (bytes, limited) = transfer_into(cri, &slow, size);
+    assert_eq!(bytes, size, "{CHECK}: bytes into the limited pod");
+    let (bytes, free) = transfer_into(cri, &fast, TRANSFER_BYTES);
+    assert_eq!(bytes, TRANSFER_BYTES, "{CHECK}: bytes into the other pod");
+    eprintln!(
+        "{CHECK}: {qdisc}{CHECK}: {limited:.3} Mbit/s over the last {TAIL_SECONDS} s of {size} bytes; {free:.0} Mbit/s into a pod without the annotation"
+    );
+    assert!(
+        limited <= 1.2,
+        "{CHECK}: {limited:.3} Mbit/s into a pod limited to 1 Mbit/s"
+    );
+    assert!(
+        free > 5.0,
+        "{CHECK}: the pod without the annotation got only {free:.3} Mbit/s"
+    );
+    for pod in [&slow, &fast] {
+        cri.stop(&pod.id)
+            .and_then(|_| cri.remove(&pod.id))
+            .unwrap_or_else(|e| panic!("{CHECK}: teardown: {e}"));
+    }
+}
+
+/// Whether this kernel can redirect a link's ingress to an ifb device (tc
+/// ingress qdisc, u32 classifier, mirred action): what the bandwidth plugin
+/// needs to shape a pod's egress. Tried on links of a namespace of its own.
+fn kernel_redirects_to_ifb() -> bool {
+    let ns = common::Netns::new("-tc");
+    ns.ip(&["link", "add", "v1", "type", "veth", "peer", "name", "v2"]);
+    if !ns.exec(&["ip", "link", "add", "i1", "type", "ifb"]) {
+        return false;
+    }
+    let tc = |args: &[&str]| ns.exec(&[&["tc"][..], args].concat());
+    tc(&["qdisc", "add", "dev", "v1", "ingress"])
+        && tc(&[
+            "filter", "add", "dev", "v1", "parent", "ffff:", "protocol", "all", "u32", "match",
+            "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "i1",
+        ])
+}
+
+/// Sends `size` bytes from the pod (busybox `dd | nc`) to the node, which
+/// times each arrival. Returns (bytes the node received, Mbit/s over the
+/// last TAIL_SECONDS of the transfer).
+fn transfer_from(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
+    use std::io::BufRead;
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('::', {TRANSFER_PORT}))\n\
+         s.listen(1)\n\
+         print('ready', flush=True)\n\
+         c, _ = s.accept()\n\
+         samples, total = [(time.monotonic(), 0)], 0\n\
+         while True:\n\
+         \x20   data = c.recv(65536)\n\
+         \x20   if not data:\n\
+         \x20       break\n\
+         \x20   total += len(data)\n\
+         \x20   samples.append((time.monotonic(), total))\n\
+         end = samples[-1][0]\n\
+         start, got = next(x for x in samples if x[0] >= end - {TAIL_SECONDS})\n\
+         print(total, (total - got) * 8 / max(end - start, 1e-6) / 1e6, flush=True)\n"
+    );
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &cri.node.ns.name,
+            "timeout",
+            "30",
+            "python3",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn receiver");
+    let mut lines = std::io::BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(ready, "ready", "receiver did not start");
+    let blocks = size / 1000;
+    let send =
+        format!("dd if=/dev/zero bs=1000 count={blocks} 2>/dev/null | nc {NODE} {TRANSFER_PORT}");
+    let (code, said) = cri.exec(pod, &["sh", "-c", &send]);
+    let result = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 0, "send from {}: {said}", pod.name);
+    let mut numbers = result.split_whitespace();
+    let bytes = numbers.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let rate = numbers
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN);
+    (bytes, rate)
+}
+
+/// 10. `kubernetes.io/egress-bandwidth: 1M`: the bandwidth plugin shapes a
+///     pod's egress on an ifb device, to which a tc filter (u32 classifier,
+///     mirred action) redirects the host veth's ingress. Kernels without
+///     tc classifiers cannot: there the pod must fail to start, with the
+///     plugin's message and nothing left behind. Where the kernel has them,
+///     a transfer out of the pod runs at no more than about 1.2 Mbit/s.
+fn egress_bandwidth(cri: &Containerd) {
+    const CHECK: &str = "10 egress bandwidth";
+    let annotation = [("kubernetes.io/egress-bandwidth", "1M")];
+    let redirects = kernel_redirects_to_ifb();
+    eprintln!("{CHECK}: this kernel can redirect to ifb with a tc filter: {redirects}");
+    let outcome = cri.run_pod_with("egress", &[], &annotation);
+    if !redirects {
+        let error = outcome
+            .err()
+            .unwrap_or_else(|| panic!("{CHECK}: the pod started without tc filters"));
+        assert!(
+            error.contains("bandwidth"),
+            "{CHECK}: error without the plugin's message: {error}"
+        );
+        assert!(cri.pod_netns_files().is_empty(), "{CHECK}: netns left");
+        assert!(cri.node.host_veths().is_empty(), "{CHECK}: veth left");
+        let links = cri.node.ns.ip(&["link", "show"]);
+        assert!(!links.contains("bwp"), "{CHECK}: ifb left: {links}");
+        return;
+    }
+    let mut pod = outcome.unwrap_or_else(|e| panic!("{CHECK}: {e}"));
+    cri.start_container(&mut pod);
+    let veth = cri.host_veth_of(&pod.ip);
+    let filters = cri
+        .node
+        .ns
+        .run(&["tc", "filter", "show", "dev", &veth, "ingress"]);
+    assert!(
+        filters.contains("mirred (Egress Redirect to device bwp"),
+        "{CHECK}: no redirect on {veth}: {filters}"
+    );
+    let ifb = filters
+        .split("device ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default()
+        .to_string();
+    let qdisc = cri.node.ns.run(&["tc", "qdisc", "show", "dev", &ifb]);
+    assert!(
+        qdisc.contains("qdisc tbf") && qdisc.contains("rate 1Mbit"),
+        "{CHECK}: no 1 Mbit/s limit on {ifb}: {qdisc}"
+    );
+    let size = tbf_burst(&qdisc) / 100 * 95 + TRANSFER_BYTES;
+    let (bytes, limited) = transfer_from(cri, &pod, size);
+    eprintln!(
+        "{CHECK}: {limited:.3} Mbit/s over the last {TAIL_SECONDS} s of {bytes} bytes out of the pod"
+    );
+    assert_eq!(bytes, size / 1000 * 1000, "{CHECK}: bytes out of the pod");
+    assert!(
+        limited <= 1.2,
+        "{CHECK}: {limited:.3} Mbit/s out of a pod limited to 1 Mbit/s"
+    );
+    cri.stop(&pod.id)
+        .and_then(|_| cri.remove(&pod.id))
+        .unwrap_or_else(|e| panic!("{CHECK}: teardown: {e}"));
+    let links = cri.node.ns.ip(&["link", "show"]);
+    assert!(!links.contains(&ifb), "{CHECK}: {ifb} left: {links}");
 }

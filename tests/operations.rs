@@ -63,6 +63,12 @@ fn install_and_uninstall_in_a_temporary_root() {
             report.contains("no loopback plugin"),
             "loopback not reported: {report}"
         );
+        for kind in ["portmap", "bandwidth"] {
+            assert!(
+                report.contains(&format!("left out {kind}: no {kind} plugin in")),
+                "{kind} left out without saying so: {report}"
+            );
+        }
         let installed = root.join(bin_dir).join("mycelium-cni");
         assert_eq!(
             std::fs::read(&installed).unwrap(),
@@ -78,6 +84,12 @@ fn install_and_uninstall_in_a_temporary_root() {
         .unwrap();
         assert_eq!(conflist["plugins"][0]["type"], "loopback");
         assert_eq!(conflist["plugins"][1]["myceliumInterface"], "myc7");
+        assert_eq!(conflist["plugins"][1]["capabilities"]["ips"], true);
+        assert_eq!(
+            conflist["plugins"].as_array().unwrap().len(),
+            2,
+            "plugins chained that the bin dir lacks: {conflist}"
+        );
         assert_eq!(
             conflist["plugins"][1]["routes"][0]["dst"],
             "fd00:10:96::/112"
@@ -256,7 +268,7 @@ fn list_shows_every_attachment_from_the_kernel() {
                 .ok(),
         ));
     }
-    let (code, table) = human(&node, &["list"]);
+    let (code, table) = human(&node, &["list", "--interface", TUN]);
     assert_eq!(code, 0, "{table}");
     let lines: Vec<&str> = table.lines().collect();
     assert!(
@@ -340,4 +352,258 @@ fn log_file_gets_one_line_per_command_and_never_blocks_it() {
     conf["logLevel"] = "info".into();
     node.add("ctr-log4", &Netns::new("-log4"), &conf).ok();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `mycelium-cni install --bin-dir B --conf-dir C ARGS`, from the host.
+fn install_into(bin_dir: &Path, conf_dir: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(binary())
+        .arg("install")
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg("--conf-dir")
+        .arg(conf_dir)
+        .args(["--interface", TUN])
+        .args(args)
+        .env_remove("CNI_COMMAND")
+        .output()
+        .expect("run install");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn chain_of(conf_dir: &Path) -> Vec<String> {
+    let text = std::fs::read(conf_dir.join("10-mycelium.conflist")).expect("conflist");
+    let list: serde_json::Value = serde_json::from_slice(&text).expect("conflist JSON");
+    let plugins = list["plugins"].as_array().expect("plugins").iter();
+    plugins
+        .map(|p| p["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// install chains portmap and bandwidth when the bin dir has them (as
+/// k3s's has), leaves them out and says so when it has not or when told,
+/// and doctor warns about a conflist without portmap and about a chained
+/// plugin missing from the bin dir.
+#[test]
+fn install_chains_portmap_and_bandwidth_when_present() {
+    require_root();
+    let dir = std::env::temp_dir().join(common::unique("-chain"));
+    let (bin_dir, conf_dir) = (dir.join("bin"), dir.join("net.d"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+
+    let (code, report) = install_into(&bin_dir, &conf_dir, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(chain_of(&conf_dir), ["loopback", "mycelium-cni"], "absent");
+    for kind in ["portmap", "bandwidth"] {
+        assert!(
+            report.contains(&format!(
+                "warning: left out {kind}: no {kind} plugin in {}",
+                bin_dir.display()
+            )),
+            "absent {kind} not reported: {report}"
+        );
+    }
+    assert!(
+        report.contains("hostPort (and with it k3s's ServiceLB"),
+        "{report}"
+    );
+
+    for kind in ["loopback", "portmap", "bandwidth"] {
+        std::os::unix::fs::symlink(format!("/usr/lib/cni/{kind}"), bin_dir.join(kind)).unwrap();
+    }
+    let (code, report) = install_into(&bin_dir, &conf_dir, &[]);
+    assert_eq!(code, 0, "{report}");
+    let full = ["loopback", "mycelium-cni", "portmap", "bandwidth"];
+    assert_eq!(chain_of(&conf_dir), full, "present: {report}");
+    assert!(report.contains("chained portmap: hostPort"), "{report}");
+    assert!(
+        report.contains("chained bandwidth: the kubernetes.io/ingress-bandwidth"),
+        "{report}"
+    );
+    let text = std::fs::read_to_string(conf_dir.join("10-mycelium.conflist")).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["plugins"][2]["capabilities"]["portMappings"], true);
+    assert_eq!(list["plugins"][3]["capabilities"]["bandwidth"], true);
+    // The shipped example conflist is the same chain.
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/10-mycelium.conflist"
+    ))
+    .unwrap();
+    let example: serde_json::Value = serde_json::from_str(&example).unwrap();
+    for i in 1..4 {
+        assert_eq!(
+            example["plugins"][i]["capabilities"], list["plugins"][i]["capabilities"],
+            "example plugin {i}"
+        );
+    }
+
+    let (code, report) = install_into(&bin_dir, &conf_dir, &["--no-portmap"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        chain_of(&conf_dir),
+        ["loopback", "mycelium-cni", "bandwidth"]
+    );
+    assert!(
+        report.contains("left out portmap (--no-portmap): hostPort"),
+        "{report}"
+    );
+    let (code, _) = install_into(&bin_dir, &conf_dir, &["--no-portmap", "--no-bandwidth"]);
+    assert_eq!(code, 0);
+    assert_eq!(chain_of(&conf_dir), ["loopback", "mycelium-cni"]);
+
+    // doctor: no portmap in the conflist is a warning with the fix.
+    let node = Node::standard();
+    let conf = conf_dir.join("10-mycelium.conflist");
+    let doctor = [
+        "doctor",
+        "--conf",
+        conf.to_str().unwrap(),
+        "--bin-dir",
+        bin_dir.to_str().unwrap(),
+    ];
+    let (code, report) = human(&node, &doctor);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains("warn  conflist has no portmap: hostPort does nothing, so k3s's ServiceLB")
+            && report.contains("fix: run mycelium-cni install (it chains portmap"),
+        "{report}"
+    );
+    install_into(&bin_dir, &conf_dir, &[]);
+    let (_, report) = human(&node, &doctor);
+    assert!(!report.contains("no portmap"), "{report}");
+    assert!(!report.contains("conflist names"), "{report}");
+    // A chained plugin gone from the bin dir is named.
+    std::fs::remove_file(bin_dir.join("bandwidth")).unwrap();
+    let (_, report) = human(&node, &doctor);
+    assert!(
+        report.contains(&format!(
+            "warn  conflist names bandwidth, but {}/bandwidth is missing",
+            bin_dir.display()
+        )),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_subcommand_prints_its_help_and_exits_0() {
+    for command in ["install", "uninstall", "doctor", "list"] {
+        for flag in ["--help", "-h"] {
+            let output = Command::new(binary())
+                .args([command, flag])
+                .env_remove("CNI_COMMAND")
+                .output()
+                .expect("run binary");
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(output.status.code(), Some(0), "{command} {flag}: {text}");
+            assert!(
+                text.starts_with(&format!("usage: mycelium-cni {command}")),
+                "{command} {flag}: {text}"
+            );
+        }
+    }
+    let (code, text) = install_script(&["--help"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("--no-portmap"), "{text}");
+}
+
+/// The node's /64 changes (its Mycelium key did): list marks the pods
+/// attached before, doctor fails with their count, CHECK names both
+/// prefixes, and new pods get the new /64.
+#[test]
+fn a_node_whose_64_changed() {
+    require_root();
+    let node = Node::standard();
+    let conf = node.conf("1.0.0");
+    let pods: Vec<Netns> = (0..2).map(|_| Netns::new("-pfx")).collect();
+    let results: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, pod)| node.add(&format!("ctr-old{i}"), pod, &conf).ok())
+        .collect();
+    let doctor = ["doctor", "--interface", TUN, "--conf", "/nonexistent"];
+    let (_, report) = human(&node, &doctor);
+    assert!(
+        report.contains("ok    2 attachment(s), all in 5fd:a395:1a8d:501d::/64"),
+        "{report}"
+    );
+
+    node.ns.ip(&["-6", "addr", "flush", "dev", TUN]);
+    node.ns
+        .ip(&["-6", "addr", "add", "4aa:1:2:3::1/7", "dev", TUN]);
+
+    let (code, table) = human(&node, &["list", "--interface", TUN]);
+    assert_eq!(code, 0, "{table}");
+    let marked: Vec<&str> = table
+        .lines()
+        .filter(|l| l.ends_with("OUTSIDE NODE /64"))
+        .collect();
+    assert_eq!(marked.len(), 2, "{table}");
+    assert!(
+        table.contains("2 attachment(s) outside the node's /64 4aa:1:2:3::/64 (mctun0)")
+            && table.contains("restart those pods"),
+        "{table}"
+    );
+
+    let (code, report) = human(&node, &doctor);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("FAIL  2 attachment(s) have addresses outside the node's /64 4aa:1:2:3::/64 (they are in 5fd:a395:1a8d:501d::/64)")
+            && report.contains("fix: restart those pods"),
+        "{report}"
+    );
+
+    let msg = node
+        .check("ctr-old0", &pods[0], &results[0], "1.0.0")
+        .error(102);
+    assert!(
+        msg.contains("it is in 5fd:a395:1a8d:501d::/64, and the node now holds 4aa:1:2:3::/64"),
+        "{msg}"
+    );
+
+    let new_pod = Netns::new("-pfx");
+    let fresh = pod_address(&node.add("ctr-new", &new_pod, &conf).ok());
+    assert!(fresh.starts_with("4aa:1:2:3:ff0f:"), "{fresh}");
+    let (_, table) = human(&node, &["list", "--interface", TUN]);
+    let new_row = table.lines().find(|l| l.contains("ctr-new")).expect("row");
+    assert!(!new_row.contains("OUTSIDE"), "{table}");
+    let (_, report) = human(&node, &doctor);
+    assert!(report.contains("FAIL  2 attachment(s)"), "{report}");
+
+    // Restarting those pods (DEL, then ADD) clears the failure.
+    for (i, pod) in pods.iter().enumerate() {
+        node.del(&format!("ctr-old{i}"), &pod.path(), &conf).ok();
+        node.add(&format!("ctr-old{i}"), pod, &conf).ok();
+    }
+    let (code, report) = human(&node, &doctor);
+    assert!(
+        report.contains("ok    3 attachment(s), all in 4aa:1:2:3::/64"),
+        "{report}"
+    );
+    assert!(!report.contains("outside the node"), "{code}: {report}");
+}
+
+/// Two 400::/7 routes (a second Mycelium daemon's TUN): doctor warns.
+#[test]
+fn doctor_warns_about_a_second_overlay_route() {
+    require_root();
+    let node = Node::standard();
+    let doctor = ["doctor", "--interface", TUN, "--conf", "/nonexistent"];
+    let (_, report) = human(&node, &doctor);
+    assert!(!report.contains("routes for 400::/7"), "{report}");
+    node.ns
+        .ip(&["tuntap", "add", "dev", "mctun1", "mode", "tun"]);
+    node.ns.ip(&["link", "set", "mctun1", "up"]);
+    node.ns
+        .ip(&["-6", "addr", "add", "4aa:1:2:3::1/7", "dev", "mctun1"]);
+    let (_, report) = human(&node, &doctor);
+    assert!(
+        report.contains(
+            "warn  2 routes for 400::/7 (dev mctun0, dev mctun1): a second Mycelium daemon?"
+        ) && report.contains("fix: stop the other daemon"),
+        "{report}"
+    );
 }

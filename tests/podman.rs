@@ -310,3 +310,41 @@ fn image_builds_offline_and_installs_like_the_init_container() {
     let conflist = std::fs::read_to_string(conf.join("10-mycelium.conflist")).unwrap();
     assert!(conflist.contains(TUN), "{conflist}");
 }
+
+/// podman's `--ip6` reaches the plugin as CNI_ARGS `IP=` and gives the
+/// container exactly that address; a taken one fails the start with our
+/// message.
+#[test]
+fn podman_ip6_gives_the_requested_address() {
+    common::require_root();
+    let podman = Podman::new();
+    podman.network("mcniip", "1.0.0", false);
+    let wanted = format!("{PREFIX}:42");
+    podman.run("fixed", "mcniip", &["--ip6", &wanted], &["sleep", "600"]);
+    assert_eq!(podman.address("fixed", "mcniip"), wanted);
+    assert!(podman.node.ns.ping(&wanted), "node -> {wanted}");
+    let output = podman
+        .command(&[
+            "run",
+            "-d",
+            "--name",
+            "twin",
+            "--network",
+            "mcniip",
+            "--ip6",
+            &wanted,
+            IMAGE,
+            "sleep",
+            "600",
+        ])
+        .output()
+        .expect("spawn podman");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a second container got {wanted}");
+    assert!(said.contains("is already in use on this node"), "{said}");
+    assert_eq!(
+        podman.node.host_veths().len(),
+        1,
+        "the refused start left a veth"
+    );
+}

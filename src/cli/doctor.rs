@@ -7,10 +7,10 @@ use super::{
 };
 use crate::cni::config::{DEFAULT_INTERFACE, NetConf, conflist_entry};
 use crate::plugin::filter::{self, FilterState};
-use crate::plugin::naming::{HOST_VETH_PREFIX, node_prefix};
+use crate::plugin::naming::{HOST_VETH_PREFIX, node_prefix, prefix_text};
 use crate::plugin::nft_table;
 use crate::plugin::node::NodeError;
-use crate::plugin::node_status;
+use crate::plugin::{attachments, node_status, overlay_route_interfaces};
 use crate::sysctl;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -64,10 +64,11 @@ pub fn doctor(options: &Options) -> Outcome {
     super::doctor_egress::check(&mut report, &networks);
     check_forwarding(&mut report);
     check_forward_policy(&mut report);
-    check_binary(
-        &mut report,
-        options.get("bin-dir").unwrap_or(DEFAULT_BIN_DIR),
-    );
+    let bin_dir = options.get("bin-dir").unwrap_or(DEFAULT_BIN_DIR);
+    check_binary(&mut report, bin_dir);
+    check_chain(&mut report, conf_path, bin_dir);
+    check_attachment_prefixes(&mut report, interface);
+    check_overlay_routes(&mut report);
     let exit_code = if report.failed { EXIT_PROBLEM } else { EXIT_OK };
     Outcome {
         stdout: report.text,
@@ -269,6 +270,85 @@ fn check_binary(report: &mut Report, bin_dir: &str) {
         report.warn(
             &format!("{bin_dir}/loopback is missing: the conflist chains it"),
             "install the CNI reference plugins",
+        );
+    }
+}
+
+const PORTMAP_ENTRY: &str = r#"{"type": "portmap", "capabilities": {"portMappings": true}}"#;
+
+/// The conflist's chain: without portmap, hostPort (k3s's ServiceLB, and
+/// Traefik through it) does nothing; a plugin missing from the bin
+/// directory fails every ADD of the network.
+fn check_chain(report: &mut Report, conf_path: &str, bin_dir: &str) {
+    let list: Option<Value> = std::fs::read(conf_path)
+        .ok()
+        .and_then(|text| serde_json::from_slice(&text).ok());
+    let Some(list) = list else {
+        return; // the conflist check has said why
+    };
+    let plugins = plugins_of(&list);
+    if !plugins.iter().any(|p| is_type(p, "portmap")) {
+        report.warn(
+            "conflist has no portmap: hostPort does nothing, so k3s's ServiceLB (and Traefik on ports 80/443) gets no traffic",
+            &format!("run mycelium-cni install (it chains portmap when it is in the bin directory), or add {PORTMAP_ENTRY} after mycelium-cni"),
+        );
+    }
+    let kinds = plugins.iter().filter_map(|p| p.get("type")?.as_str());
+    for kind in kinds.filter(|k| *k != BINARY_NAME && *k != "loopback") {
+        if std::fs::metadata(format!("{bin_dir}/{kind}")).is_err() {
+            report.warn(
+                &format!("conflist names {kind}, but {bin_dir}/{kind} is missing: the runtime fails every pod's ADD"),
+                &format!("install {kind} into {bin_dir} (the CNI reference plugins; k3s ships them), or remove it from the conflist"),
+            );
+        }
+    }
+}
+
+/// Attachments whose address is outside the node's current /64: the key
+/// (and so the /64) changed after they were made, and the overlay no longer
+/// routes them to this node.
+fn check_attachment_prefixes(report: &mut Report, interface: &str) {
+    let (Ok(node), Ok(rows)) = (node_status(interface), attachments()) else {
+        return; // the interface check has said why
+    };
+    let current = prefix_text(node.address);
+    let outside: Vec<_> = rows.iter().filter(|row| row.outside(&node)).collect();
+    if outside.is_empty() {
+        if !rows.is_empty() {
+            report.ok(&format!("{} attachment(s), all in {current}", rows.len()));
+        }
+        return;
+    }
+    // Each old /64 once (no sort: it would link in a sort routine).
+    let mut old: Vec<String> = Vec::new();
+    for prefix in outside.iter().filter_map(|r| r.ip).map(prefix_text) {
+        if !old.contains(&prefix) {
+            old.push(prefix);
+        }
+    }
+    report.fail(
+        &format!(
+            "{} attachment(s) have addresses outside the node's /64 {current} (they are in {}): the Mycelium key, and with it the /64, changed; the overlay no longer routes them to this node",
+            outside.len(),
+            old.join(", ")
+        ),
+        &format!("restart those pods (mycelium-cni list marks them); new pods get addresses in {current}"),
+    );
+}
+
+/// More than one 400::/7 route: only one interface gets overlay traffic.
+fn check_overlay_routes(report: &mut Report) {
+    let Ok(interfaces) = overlay_route_interfaces() else {
+        return;
+    };
+    if interfaces.len() > 1 {
+        report.warn(
+            &format!(
+                "{} routes for 400::/7 (dev {}): a second Mycelium daemon? only one of them carries overlay traffic",
+                interfaces.len(),
+                interfaces.join(", dev ")
+            ),
+            "stop the other daemon, or remove its route: ip -6 route del 400::/7 dev NAME",
         );
     }
 }

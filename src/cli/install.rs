@@ -54,13 +54,78 @@ fn egress_keys(options: &Options) -> Vec<(&'static str, Value)> {
     keys
 }
 
-/// The conflist: loopback, then this plugin; checked with the same parser
-/// the plugin uses, so that a bad --service-cidr fails here, not at ADD.
+/// A plugin chained after ours, as k3s's own flannel conflist chains it.
+struct Chained {
+    kind: &'static str,
+    capability: &'static str,
+    /// What a node loses without it.
+    gives: &'static str,
+    /// The install flag that leaves it out.
+    flag: &'static str,
+}
+
+const CHAINED: [Chained; 2] = [
+    Chained {
+        kind: "portmap",
+        capability: "portMappings",
+        gives: "hostPort (and with it k3s's ServiceLB and Traefik on ports 80/443)",
+        flag: "no-portmap",
+    },
+    Chained {
+        kind: "bandwidth",
+        capability: "bandwidth",
+        gives: "the kubernetes.io/ingress-bandwidth and egress-bandwidth pod annotations",
+        flag: "no-bandwidth",
+    },
+];
+
+/// An executable file, or a symlink. Some k3s versions link the plugins to
+/// an absolute path in a data directory that the DaemonSet's init container
+/// does not mount: the link cannot be followed here, but the runtime on the
+/// node follows it.
+fn is_plugin(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        m.file_type().is_symlink() || (m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// The plugins to chain after ours: those in the bin directory and not left
+/// out by a flag; the report says which were left out and why.
+fn chained_plugins(options: &Options, bin_dir: &Path, report: &mut String) -> Vec<Value> {
+    let mut plugins = Vec::new();
+    for chained in &CHAINED {
+        let (kind, gives) = (chained.kind, chained.gives);
+        if options.has(chained.flag) {
+            *report += &format!(
+                "left out {kind} (--{}): {gives} will not work\n",
+                chained.flag
+            );
+        } else if !is_plugin(&bin_dir.join(kind)) {
+            *report += &format!(
+                "warning: left out {kind}: no {kind} plugin in {}: {gives} will not work (install the CNI reference plugins there, then run install again)\n",
+                bin_dir.display()
+            );
+        } else {
+            *report += &format!("chained {kind}: {gives}\n");
+            let capabilities = Value::Object(Map::from_iter([(
+                chained.capability.to_string(),
+                Value::Bool(true),
+            )]));
+            plugins.push(json!({ "type": kind, "capabilities": capabilities }));
+        }
+    }
+    plugins
+}
+
+/// The conflist: loopback, this plugin (which takes requested addresses:
+/// capability `ips`), then `chained`; checked with the same parser the
+/// plugin uses, so that a bad --service-cidr fails here, not at ADD.
 fn conflist(
     name: &str,
     interface: &str,
     service_cidrs: &[&str],
     ingress: Option<Value>,
+    chained: Vec<Value>,
     egress: Vec<(&str, Value)>,
 ) -> Result<String, String> {
     let routes: Vec<_> = service_cidrs
@@ -76,14 +141,16 @@ fn conflist(
     if let Some(ingress) = ingress {
         plugin.insert("overlayIngress".into(), ingress);
     }
+    plugin.insert("capabilities".into(), json!({ "ips": true }));
     for (key, value) in egress {
         plugin.insert(key.into(), value);
     }
     let mut list = json!({ "cniVersion": "1.0.0", "name": name });
     NetConf::from_value(&conflist_entry(&list, &plugin)).map_err(|e| e.msg)?;
     if let Value::Object(fields) = &mut list {
-        let plugins = json!([{ "type": "loopback" }, plugin]);
-        fields.insert("plugins".into(), plugins);
+        let mut plugins = vec![json!({ "type": "loopback" }), Value::Object(plugin)];
+        plugins.extend(chained);
+        fields.insert("plugins".into(), plugins.into());
     }
     Ok(list.to_string())
 }
@@ -107,20 +174,16 @@ fn try_install(options: &Options) -> Result<String, String> {
     let interface = options.get("interface").unwrap_or(DEFAULT_INTERFACE);
     let name = options.get("name").unwrap_or("mycelium");
     let ingress = overlay_ingress(options)?;
-    let egress = egress_keys(options);
-    let conflist = conflist(
-        name,
-        interface,
-        &options.all("service-cidr"),
-        ingress,
-        egress,
-    )?;
     let mut report = String::new();
+    let chained = chained_plugins(options, bin_dir, &mut report);
+    let service_cidrs = options.all("service-cidr");
+    let egress = egress_keys(options);
+    let conflist = conflist(name, interface, &service_cidrs, ingress, chained, egress)?;
 
     let binary = std::fs::read("/proc/self/exe").map_err(|e| format!("read own binary: {e}"))?;
     let installed = write_atomically(bin_dir, BINARY_NAME, &binary, 0o755)?;
     report += &format!("installed {}\n", installed.display());
-    if !bin_dir.join("loopback").exists() {
+    if !is_plugin(&bin_dir.join("loopback")) {
         report += &format!(
             "warning: no loopback plugin in {}: the conflist chains it (install the CNI reference plugins)\n",
             bin_dir.display()
@@ -194,7 +257,15 @@ mod tests {
 
     #[test]
     fn conflist_chains_loopback_and_carries_routes() {
-        let text = conflist("mycelium", "myc9", &["fd00:10:96::/112"], None, Vec::new()).unwrap();
+        let text = conflist(
+            "mycelium",
+            "myc9",
+            &["fd00:10:96::/112"],
+            None,
+            vec![],
+            vec![],
+        )
+        .unwrap();
         let list: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(list["plugins"][0]["type"], "loopback");
         assert_eq!(list["plugins"][1]["myceliumInterface"], "myc9");
@@ -205,25 +276,71 @@ mod tests {
     #[test]
     fn conflist_refuses_what_add_would_refuse() {
         assert!(
-            conflist("mycelium", "myc9", &["10.43.0.0/16"], None, Vec::new())
+            conflist("mycelium", "myc9", &["10.43.0.0/16"], None, vec![], vec![])
                 .unwrap_err()
                 .contains("routes[0].dst")
         );
-        assert!(conflist("mycelium", "a/b", &[], None, Vec::new()).is_err());
-        assert!(conflist("-bad", "myc9", &[], None, Vec::new()).is_err());
-        let bad = conflist(
-            "m",
-            "myc9",
-            &[],
-            Some(serde_json::json!(["4aa::/64", "x"])),
-            Vec::new(),
-        );
+        assert!(conflist("mycelium", "a/b", &[], None, vec![], vec![]).is_err());
+        assert!(conflist("-bad", "myc9", &[], None, vec![], vec![]).is_err());
+        let ingress = Some(serde_json::json!(["4aa::/64", "x"]));
+        let bad = conflist("m", "myc9", &[], ingress, vec![], vec![]);
         assert!(bad.unwrap_err().contains("overlayIngress[1]"));
     }
 
     fn options(args: &[&str]) -> Options {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        Options::parse(&args, &["overlay-ingress", "overlay-allow"], &[]).unwrap()
+        let flags = ["no-portmap", "no-bandwidth"];
+        Options::parse(&args, &["overlay-ingress", "overlay-allow"], &flags).unwrap()
+    }
+
+    #[test]
+    fn chains_what_the_bin_dir_has_unless_left_out() {
+        let dir = std::env::temp_dir().join(format!("mcni-chain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut report = String::new();
+        assert!(chained_plugins(&options(&[]), &dir, &mut report).is_empty());
+        assert!(
+            report.contains("left out portmap: no portmap plugin in"),
+            "{report}"
+        );
+        assert!(
+            report.contains("left out bandwidth: no bandwidth plugin in"),
+            "{report}"
+        );
+        write_atomically(&dir, "portmap", b"#!/bin/sh\n", 0o755).unwrap();
+        write_atomically(&dir, "bandwidth", b"", 0o644).unwrap();
+        let mut report = String::new();
+        let chained = chained_plugins(&options(&[]), &dir, &mut report);
+        assert_eq!(chained.len(), 1, "a file that is not executable: {report}");
+        // As some k3s versions link them: to a path not mounted here.
+        std::fs::remove_file(dir.join("bandwidth")).unwrap();
+        let target = "/var/lib/rancher/k3s/data/0123abcd/bin/cni";
+        std::os::unix::fs::symlink(target, dir.join("bandwidth")).unwrap();
+        let mut report = String::new();
+        let chained = chained_plugins(&options(&[]), &dir, &mut report);
+        assert_eq!(chained[0]["type"], "portmap");
+        assert_eq!(chained[0]["capabilities"]["portMappings"], true);
+        assert_eq!(chained[1]["type"], "bandwidth");
+        assert_eq!(chained[1]["capabilities"]["bandwidth"], true);
+        assert!(report.contains("chained portmap: hostPort"), "{report}");
+        let mut report = String::new();
+        let chained = chained_plugins(&options(&["--no-portmap"]), &dir, &mut report);
+        assert_eq!(chained.len(), 1);
+        assert!(
+            report.contains("left out portmap (--no-portmap)"),
+            "{report}"
+        );
+        let text = conflist("m", "myc9", &[], None, chained, vec![]).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let kinds: Vec<_> = list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].clone())
+            .collect();
+        assert_eq!(kinds, ["loopback", "mycelium-cni", "bandwidth"]);
+        assert_eq!(list["plugins"][1]["capabilities"]["ips"], true);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -236,7 +353,7 @@ mod tests {
         assert_eq!(allowed, Some(serde_json::json!(["4aa::/64", "5b0::/64"])));
         let both = ["--overlay-ingress", "open", "--overlay-allow", "4aa::/64"];
         assert!(overlay_ingress(&options(&both)).is_err());
-        let text = conflist("m", "myc9", &[], replies, Vec::new()).unwrap();
+        let text = conflist("m", "myc9", &[], replies, vec![], vec![]).unwrap();
         assert!(text.contains(r#""overlayIngress":"replies""#), "{text}");
     }
 
@@ -247,7 +364,7 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let options = Options::parse(&args, &["egress", "ipv4-pool"], &[]).unwrap();
-        let text = conflist("m", "myc9", &[], None, egress_keys(&options)).unwrap();
+        let text = conflist("m", "myc9", &[], None, vec![], egress_keys(&options)).unwrap();
         assert!(text.contains(r#""egress":"overlay""#), "{text}");
         assert!(text.contains(r#""ipv4Pool":"10.99.0.0/16""#), "{text}");
         let bad = conflist(
@@ -255,10 +372,11 @@ mod tests {
             "myc9",
             &[],
             None,
+            vec![],
             vec![("egress", "masquerade".into())],
         );
         assert!(bad.unwrap_err().contains("egress"));
-        let plain = conflist("m", "myc9", &[], None, Vec::new()).unwrap();
+        let plain = conflist("m", "myc9", &[], None, vec![], vec![]).unwrap();
         assert!(!plain.contains("egress"), "nat is the default: {plain}");
     }
 

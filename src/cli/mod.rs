@@ -36,11 +36,52 @@ pub const USAGE: &str = "usage:
                        [--service-cidr CIDR]... [--name NAME] [--wait]
                        [--overlay-ingress open|replies] [--overlay-allow CIDR]...
                        [--egress nat|overlay] [--ipv4-pool CIDR]
+                       [--no-portmap] [--no-bandwidth]
   mycelium-cni uninstall [--bin-dir DIR] [--conf-dir DIR] [--keep-filter]
   mycelium-cni doctor [--interface NAME] [--conf PATH] [--bin-dir DIR]
-  mycelium-cni list
+  mycelium-cni list [--interface NAME] [--conf PATH]
   mycelium-cni --version
+  mycelium-cni COMMAND --help
 As a CNI plugin it is run by the container runtime with CNI_COMMAND set.
+";
+
+const INSTALL_HELP: &str = "usage: mycelium-cni install [OPTION]...
+Copies this binary into the CNI bin directory, then writes the conflist into
+the CNI config directory: loopback, mycelium-cni, then portmap (hostPort) and
+bandwidth (the pod bandwidth annotations) when their binaries are in the bin
+directory. Says which plugins it left out and why.
+  --bin-dir DIR            CNI plugin directory (default /opt/cni/bin)
+  --conf-dir DIR           CNI config directory (default /etc/cni/net.d)
+  --interface NAME         the Mycelium daemon's TUN (default mycelium)
+  --service-cidr CIDR      also route this IPv6 CIDR via the node (repeatable)
+  --name NAME              the network name (default mycelium)
+  --wait                   write the conflist only once the interface is ready
+  --overlay-ingress open|replies   who may reach the pods from the overlay
+  --overlay-allow CIDR     with replies, also let this prefix in (repeatable)
+  --no-portmap             leave portmap out (hostPort will not work)
+  --no-bandwidth           leave bandwidth out (bandwidth annotations ignored)
+";
+
+const UNINSTALL_HELP: &str = "usage: mycelium-cni uninstall [OPTION]...
+Removes the conflist, then the binary, then the source filter's nf_tables table.
+  --bin-dir DIR            CNI plugin directory (default /opt/cni/bin)
+  --conf-dir DIR           CNI config directory (default /etc/cni/net.d)
+  --keep-filter            leave the source filter table in place
+";
+
+const DOCTOR_HELP: &str = "usage: mycelium-cni doctor [OPTION]...
+Checks the node as ADD needs it and prints each finding (ok, warn, FAIL) with
+its fix. Exit 0: nothing failed; 1: something failed; 2: bad usage.
+  --interface NAME         the Mycelium interface (default: the conflist's)
+  --conf PATH              the conflist (default /etc/cni/net.d/10-mycelium.conflist)
+  --bin-dir DIR            CNI plugin directory (default /opt/cni/bin)
+";
+
+const LIST_HELP: &str = "usage: mycelium-cni list [OPTION]...
+Prints every attachment on this node, from the kernel alone, and marks those
+whose address is outside the node's current /64.
+  --interface NAME         the Mycelium interface (default: the conflist's)
+  --conf PATH              the conflist (default /etc/cni/net.d/10-mycelium.conflist)
 ";
 
 /// `--key value` and `--key=value` options, with flags (no value) listed.
@@ -105,6 +146,19 @@ pub const CONFLIST_NAME: &str = "10-mycelium.conflist";
 
 /// Runs `mycelium-cni COMMAND ARGS...`.
 pub fn run(command: &str, args: &[String]) -> Outcome {
+    let help = match command {
+        "install" => INSTALL_HELP,
+        "uninstall" => UNINSTALL_HELP,
+        "doctor" => DOCTOR_HELP,
+        "list" => LIST_HELP,
+        _ => return Outcome::usage(&format!("unknown command {command:?}")),
+    };
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        return Outcome {
+            stdout: help.into(),
+            exit_code: EXIT_OK,
+        };
+    }
     let parsed = match command {
         "install" => Options::parse(
             args,
@@ -119,12 +173,11 @@ pub fn run(command: &str, args: &[String]) -> Outcome {
                 "egress",
                 "ipv4-pool",
             ],
-            &["wait"],
+            &["wait", "no-portmap", "no-bandwidth"],
         ),
         "uninstall" => Options::parse(args, &["bin-dir", "conf-dir"], &["keep-filter"]),
         "doctor" => Options::parse(args, &["interface", "conf", "bin-dir"], &[]),
-        "list" => Options::parse(args, &[], &[]),
-        _ => return Outcome::usage(&format!("unknown command {command:?}")),
+        _ => Options::parse(args, &["interface", "conf"], &[]),
     };
     let options = match parsed {
         Ok(options) => options,
@@ -134,7 +187,7 @@ pub fn run(command: &str, args: &[String]) -> Outcome {
         "install" => install::install(&options),
         "uninstall" => install::uninstall(&options),
         "doctor" => doctor::doctor(&options),
-        _ => list::list(),
+        _ => list::list(&options),
     }
 }
 
@@ -175,5 +228,23 @@ mod tests {
         assert!(Options::parse(&args(&["stray"]), &["bin-dir"], &[]).is_err());
         assert_eq!(run("frobnicate", &[]).exit_code, EXIT_USAGE);
         assert_eq!(run("list", &args(&["--x"])).exit_code, EXIT_USAGE);
+    }
+
+    #[test]
+    fn every_command_prints_its_help_and_exits_0() {
+        for (command, first) in [
+            ("install", "usage: mycelium-cni install"),
+            ("uninstall", "usage: mycelium-cni uninstall"),
+            ("doctor", "usage: mycelium-cni doctor"),
+            ("list", "usage: mycelium-cni list"),
+        ] {
+            for flag in ["--help", "-h"] {
+                let outcome = run(command, &args(&["--bin-dir", "/x", flag]));
+                assert_eq!(outcome.exit_code, EXIT_OK, "{command} {flag}");
+                assert!(outcome.stdout.starts_with(first), "{}", outcome.stdout);
+            }
+        }
+        assert!(INSTALL_HELP.contains("--no-portmap") && INSTALL_HELP.contains("--no-bandwidth"));
+        assert_eq!(run("frobnicate", &args(&["--help"])).exit_code, EXIT_USAGE);
     }
 }

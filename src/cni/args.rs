@@ -4,10 +4,13 @@
 
 use super::error::{CniError, CniResult, INVALID_ENV, UNSUPPORTED_FIELD};
 use serde_json::Value;
+use std::net::IpAddr;
 
-/// Keys runtimes send that need no action here.
-const KNOWN: [&str; 5] = [
+/// Keys runtimes send: `IP` is a requested address (podman's --ip6), the
+/// others need no action here.
+const KNOWN: [&str; 6] = [
     "IgnoreUnknown",
+    "IP",
     "K8S_POD_NAMESPACE",
     "K8S_POD_NAME",
     "K8S_POD_INFRA_CONTAINER_ID",
@@ -44,6 +47,36 @@ fn text_of(value: &Value) -> String {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     }
+}
+
+/// An address as runtimes write a requested one: bare, or with a prefix
+/// length (which a pod's /128 makes moot).
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    let (address, prefix_len) = match text.trim().split_once('/') {
+        Some((address, len)) => (address, Some(len.parse::<u8>().ok()?)),
+        None => (text.trim(), None),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    prefix_len
+        .filter(|len| *len > max)
+        .map_or(Some(address), |_| None)
+}
+
+/// The addresses `IP=` asks for (comma-separated, as host-local reads it);
+/// a malformed one is an env error (code 4) naming it.
+pub fn requested_ips(cni_args: &str) -> CniResult<Vec<IpAddr>> {
+    let mut found = Vec::new();
+    for (_, value) in pairs(cni_args)?.into_iter().filter(|(k, _)| *k == "IP") {
+        for item in value.split(',') {
+            let address = parse_ip(item).ok_or_else(|| {
+                let msg = format!("invalid CNI_ARGS IP {item:?}: expected an IPv6 address");
+                CniError::new(INVALID_ENV, msg)
+            })?;
+            found.push(address);
+        }
+    }
+    Ok(found)
 }
 
 pub fn check(cni_args: &str, conf_args: Option<&Value>) -> CniResult<()> {
@@ -113,6 +146,36 @@ mod tests {
     #[test]
     fn malformed_pair_is_env_error() {
         assert_eq!(check("FOO", None).unwrap_err().code, INVALID_ENV);
+    }
+
+    #[test]
+    fn ip_is_a_known_key_and_parses() {
+        assert!(check("IP=5fd::10", None).is_ok());
+        let ips = requested_ips("IgnoreUnknown=1;IP=5fd::10/64,10.0.0.5;K8S_POD_NAME=x").unwrap();
+        assert_eq!(
+            ips,
+            [
+                "5fd::10".parse::<IpAddr>().unwrap(),
+                "10.0.0.5".parse().unwrap()
+            ]
+        );
+        assert!(requested_ips("K8S_POD_NAME=x").unwrap().is_empty());
+        for bad in [
+            "IP=5fd::zz",
+            "IP=",
+            "IP=5fd::1/129",
+            "IP=10.0.0.1/33",
+            "IP=5fd::1/x",
+        ] {
+            let error = requested_ips(bad).unwrap_err();
+            assert_eq!(error.code, INVALID_ENV, "{bad}");
+            assert!(
+                error.msg.starts_with("invalid CNI_ARGS IP"),
+                "{}",
+                error.msg
+            );
+        }
+        assert_eq!(parse_ip(" 5fd::1/128 "), "5fd::1".parse().ok());
     }
 
     #[test]

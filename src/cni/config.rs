@@ -45,6 +45,9 @@ pub struct NetConf {
     pub prev_result: Option<Value>,
     /// `args`, checked against CNI_ARGS conventions.
     pub args: Option<Value>,
+    /// `runtimeConfig.ips` (capability `ips`): addresses the runtime asks
+    /// for, as given; only ADD reads them (a bad one must not stop DEL).
+    pub runtime_ips: Option<Value>,
 }
 
 impl NetConf {
@@ -118,6 +121,10 @@ impl NetConf {
             }),
             prev_result: fields.get("prevResult").cloned(),
             args: fields.get("args").cloned(),
+            runtime_ips: fields
+                .get("runtimeConfig")
+                .and_then(|runtime| runtime.get("ips"))
+                .cloned(),
         })
     }
 }

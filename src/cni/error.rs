@@ -12,6 +12,8 @@ pub const STATUS_NOT_AVAILABLE: u32 = 50;
 pub const INTERFACE_EXISTS: u32 = 100;
 pub const NO_FREE_ADDRESS: u32 = 101;
 pub const CHECK_FAILED: u32 = 102;
+/// A requested address (`runtimeConfig.ips`, `IP=`) another attachment holds.
+pub const ADDRESS_TAKEN: u32 = 103;
 
 use std::fmt::Display;
 

@@ -6,15 +6,14 @@
 
 use super::host_veth::is_ours;
 use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
-use super::node::{self, Node};
+use super::node;
 use super::pod::Pod;
+use super::requested::Candidates;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
 use super::{egress, ingress, rules};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
-use crate::cni::error::{
-    CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, NO_FREE_ADDRESS, Wrap,
-};
+use crate::cni::error::{CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, Wrap};
 use crate::cni::result::{self, Attachment, Interface};
 use crate::log;
 use crate::netlink::Netlink;
@@ -23,7 +22,6 @@ use crate::netlink::route::NewRoute;
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use std::net::{IpAddr, Ipv6Addr};
 
-const ADDRESS_ATTEMPTS: u32 = 64;
 const LOOPBACK_INDEX: u32 = 1;
 const POD_PREFIX_LEN: u8 = 128;
 /// fe80::1/64 on the host veth: the pods' gateway.
@@ -39,6 +37,8 @@ struct Plan<'a> {
     mtu: u32,
     /// Routes in the pod via fe80::1: 400::/7 first, then the configured ones.
     routes: Vec<Ipv6Network>,
+    /// The requested address, or the derived candidates.
+    candidates: Candidates,
     /// With egress `nat`: the pool of the pod's IPv4 address.
     ipv4_pool: Option<Ipv4Network>,
 }
@@ -54,12 +54,14 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
+    let candidates = Candidates::for_attachment(env, conf, &node, &id)?;
     rules::ensure(&mut host, conf)?;
     let plan = Plan {
         id,
         pod_ifname: pod_interface_name(env, conf),
         mtu: conf.mtu.unwrap_or(node.mtu),
         routes: pod_routes(conf),
+        candidates,
         ipv4_pool: conf.egress.pool(),
     };
     let pod_ifname = plan.pod_ifname;
@@ -73,10 +75,9 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
     let host_veth = create_veth(&mut host, &pod, &plan)?;
-    let made =
-        configure(&mut host, &mut pod, &node, &plan, &host_veth).and_then(|(address, pod_link)| {
-            result_of(env, conf, &plan, &host_veth, address, &pod_link)
-        });
+    let made = configure(&mut host, &mut pod, &plan, &host_veth).and_then(|(address, pod_link)| {
+        result_of(env, conf, &plan, &host_veth, address, &pod_link)
+    });
     if made.is_err() {
         // Undoes all of this ADD: the pod end, its address and routes, and
         // the /128 claim go with the host veth.
@@ -179,7 +180,6 @@ fn label_new_veth(host: &mut Netlink, name: &str, alias: &str) -> CniResult<Link
 fn configure(
     host: &mut Netlink,
     pod: &mut Pod,
-    node: &Node,
     plan: &Plan,
     host_veth: &Link,
 ) -> CniResult<(Ipv6Addr, Link)> {
@@ -187,7 +187,7 @@ fn configure(
     host.add_address(host_veth.index, HOST_GATEWAY.into())
         .wrap("add fe80::1 to host veth")?;
     host::refuse_router_advertisements(&host_veth.name)?;
-    let address = claim_address(host, node, &plan.id, host_veth.index)?;
+    let address = claim_address(host, &plan.candidates, host_veth.index)?;
     let pod_link = pod
         .nl
         .link_by_name(pod_ifname)
@@ -224,18 +224,13 @@ fn configure(
 
 /// The /128 host route is the claim on an address: created with
 /// NLM_F_EXCL, so of two concurrent ADDs only one gets it; EEXIST means
-/// taken, try the next candidate.
+/// taken, try the next candidate (a requested address has no next one).
 fn claim_address(
     host: &mut Netlink,
-    node: &Node,
-    id: &AttachmentId,
+    candidates: &Candidates,
     host_index: u32,
 ) -> CniResult<Ipv6Addr> {
-    for attempt in 0..ADDRESS_ATTEMPTS {
-        let candidate = id.pod_address(node.prefix(), attempt);
-        if candidate == node.address {
-            continue;
-        }
+    for &candidate in &candidates.addresses {
         let claim = NewRoute {
             destination: IpAddr::V6(candidate).into(),
             gateway: None,
@@ -247,6 +242,5 @@ fn claim_address(
             other => other.wrap(format_args!("add route {candidate}/128 on host"))?,
         }
     }
-    let msg = format!("no free pod address in the node /64 after {ADDRESS_ATTEMPTS} attempts");
-    Err(CniError::new(NO_FREE_ADDRESS, msg))
+    Err(candidates.exhausted())
 }

@@ -4,7 +4,7 @@
 use super::egress::{self, EgressState};
 use super::filter::{self, FilterState};
 use super::ingress::{self, IngressState};
-use super::naming::GATEWAY;
+use super::naming::{GATEWAY, prefix_text};
 use super::nft_table;
 use super::pod::Pod;
 use super::{
@@ -42,8 +42,11 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
     if let Some(outside) = addresses.iter().find(|a| !node.owns(**a)) {
         let msg = format!(
-            "pod address {outside} is not in the /64 of {} ({})",
-            conf.mycelium_interface, node.address
+            "pod address {outside} is not in the /64 of {}: it is in {}, and the node now holds {} ({}): its Mycelium key changed; recreate the pod",
+            conf.mycelium_interface,
+            prefix_text(*outside),
+            prefix_text(node.address),
+            node.address
         );
         return Err(failed(msg));
     }

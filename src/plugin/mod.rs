@@ -15,10 +15,11 @@ pub mod naming;
 pub mod nft_table;
 pub mod node;
 mod pod;
+pub mod requested;
 mod rules;
 mod status;
 
-pub use inventory::{attachments, node_status};
+pub use inventory::{attachments, node_status, overlay_route_interfaces};
 
 use crate::cni::Plugin;
 use crate::cni::config::{NetConf, ValidAttachment};

@@ -144,6 +144,12 @@ pub fn node_prefix(address: Ipv6Addr) -> u64 {
     (u128::from(address) >> 64) as u64
 }
 
+/// The /64 of `address` as text: `5fd:a395:1a8d:501d::/64`.
+pub fn prefix_text(address: Ipv6Addr) -> String {
+    let network = Ipv6Addr::from(u128::from(node_prefix(address)) << 64);
+    format!("{network}/64")
+}
+
 pub fn in_overlay(address: Ipv6Addr) -> bool {
     address.octets()[0] & 0xfe == 0x04
 }
@@ -321,6 +327,12 @@ mod tests {
         // One byte more and the chain would not fit.
         let longer = "n".repeat(crate::cni::config::MAX_NAME_LEN + 1);
         assert!(crate::plugin::ingress::chain_name(&longer).len() > NFT_NAME_MAX_TEXT);
+    }
+
+    #[test]
+    fn prefix_text_is_the_64() {
+        assert_eq!(prefix_text(NODE), "5fd:a395:1a8d:501d::/64");
+        assert_eq!(prefix_text("4aa:1::1".parse().unwrap()), "4aa:1::/64");
     }
 
     #[test]

@@ -113,8 +113,9 @@ impl Containerd {
         std::fs::create_dir_all(self.bin_dir()).expect("mkdir bin");
         std::fs::create_dir_all(self.conf_dir()).expect("mkdir conf");
         std::fs::write(self.dir.join("config.toml"), config).expect("write config.toml");
-        // k3s ships the reference plugins beside ours.
-        for plugin in ["loopback", "portmap"] {
+        // k3s ships the reference plugins beside ours (symlinks to its
+        // multi-call binary; here to Debian's).
+        for plugin in ["loopback", "portmap", "bandwidth"] {
             std::os::unix::fs::symlink(
                 format!("/usr/lib/cni/{plugin}"),
                 self.bin_dir().join(plugin),
@@ -200,7 +201,9 @@ impl Containerd {
             &port,
         ];
         args.extend(["-h", "/www", "--file", &page]);
-        for applet in ["sh", "ping", "ip", "sleep", "httpd", "nc", "printf", "cat"] {
+        for applet in [
+            "sh", "ping", "ip", "sleep", "httpd", "nc", "printf", "cat", "wc",
+        ] {
             args.extend(["--applet", applet]);
         }
         sh(&args);
@@ -256,7 +259,13 @@ impl Containerd {
 
     /// The sandbox config kubelet sends: metadata, hostname, log directory,
     /// DNS, namespace options, cgroup parent (our tag), port mappings.
-    pub fn sandbox_config(&self, name: &str, ports: &[(u16, u16)]) -> Value {
+    /// `annotations` are the pod's, which kubelet copies into the sandbox's.
+    pub fn sandbox_config(
+        &self,
+        name: &str,
+        ports: &[(u16, u16)],
+        annotations: &[(&str, &str)],
+    ) -> Value {
         let logs = self.dir.join("logs").join(name);
         std::fs::create_dir_all(&logs).expect("mkdir logs");
         let port_mappings: Vec<Value> = ports
@@ -265,6 +274,10 @@ impl Containerd {
                 json!({"protocol": "TCP", "container_port": container, "host_port": host})
             })
             .collect();
+        let mut all = json!({"kubernetes.io/config.source": "api"});
+        for (key, value) in annotations {
+            all[*key] = (*value).into();
+        }
         json!({
             "metadata": {"name": name, "uid": format!("uid-{name}"), "namespace": "default", "attempt": 0},
             "hostname": name,
@@ -272,7 +285,7 @@ impl Containerd {
             "dns_config": {"servers": ["fd00:10:96::a"], "searches": ["default.svc.cluster.local"], "options": ["ndots:5"]},
             "port_mappings": port_mappings,
             "labels": {"app": name, "io.kubernetes.pod.namespace": "default"},
-            "annotations": {"kubernetes.io/config.source": "api"},
+            "annotations": all,
             "linux": {
                 "cgroup_parent": format!("/{}/pod-{name}", self.tag),
                 "security_context": {"namespace_options": {"network": "POD", "pid": "CONTAINER", "ipc": "POD"}},
@@ -281,7 +294,17 @@ impl Containerd {
     }
 
     pub fn run_pod(&self, name: &str, ports: &[(u16, u16)]) -> Result<Pod, String> {
-        let config = self.sandbox_config(name, ports);
+        self.run_pod_with(name, ports, &[])
+    }
+
+    /// `run_pod` with pod annotations.
+    pub fn run_pod_with(
+        &self,
+        name: &str,
+        ports: &[(u16, u16)],
+        annotations: &[(&str, &str)],
+    ) -> Result<Pod, String> {
+        let config = self.sandbox_config(name, ports, annotations);
         let reply = self.cri("RunPodSandbox", json!({"config": config}))?;
         let id = reply["pod_sandbox_id"]
             .as_str()
