@@ -280,7 +280,9 @@ const PORTMAP_ENTRY: &str = r#"{"type": "portmap", "capabilities": {"portMapping
 /// Traefik through it) does nothing; a plugin missing from the bin
 /// directory fails every ADD of the network.
 fn check_chain(report: &mut Report, conf_path: &str, bin_dir: &str) {
-    let list: Option<Value> = std::fs::read(conf_path)
+    // Read as the conflist check reads it: a regular file, bounded, never
+    // blocking (a FIFO would hang doctor).
+    let list: Option<Value> = crate::regular_file::read_bounded(conf_path, MAX_CONFLIST)
         .ok()
         .and_then(|text| serde_json::from_slice(&text).ok());
     let Some(list) = list else {
