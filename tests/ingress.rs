@@ -318,3 +318,65 @@ fn check_fails_when_the_ruleset_was_flushed_and_add_restores() {
     run_check().ok();
     assert!(!b1_ns.ping(&a1), "the next ADD did not restore the control");
 }
+
+/// 10,000 listed prefixes (every node's /64 of a large cluster): the first
+/// ADD installs them all in the network's set, a listed source connects
+/// and an unlisted one does not, and a shorter list replaces the set whole.
+#[test]
+fn ten_thousand_listed_prefixes_install_with_one_add() {
+    require_root();
+    let nodes = Linked::new();
+    // 9,998 /64s of 4bb::/16, node B's /64 and 4dd::/16.
+    let mut prefixes: Vec<String> = (0..9_998u32)
+        .map(|i| format!("4bb:{:x}:{:x}::/64", i >> 8, i & 0xff))
+        .collect();
+    prefixes.extend(["4aa:1:2:3::/64".to_string(), "4dd::/16".to_string()]);
+    let listed = conf("mcbig", json!(prefixes));
+    let (a1_ns, a1, _) = pod(&nodes.a, "ctr-big", &listed);
+    let set = nodes
+        .a
+        .ns
+        .run(&["nft", "list", "set", "inet", "mycelium-cni", "allow-mcbig"]);
+    let elements = set.matches("4bb:").count();
+    assert_eq!(elements, 9_998, "the set holds every listed 4bb:: /64");
+    assert!(
+        set.contains("4aa:1:2:3::/64") && set.contains("4dd::/16"),
+        "{set:.400}"
+    );
+    let (b1_ns, _, _) = pod(&nodes.b, "ctr-bigb", &conf("mcbig", json!("open")));
+    assert!(b1_ns.ping(&a1), "a listed /64 connects");
+    nodes
+        .b
+        .ns
+        .ip(&["-6", "addr", "add", "4cc:1:2:3::1/128", "dev", "lo"]);
+    let via = [
+        "-6", "route", "add", "4cc::/16", "via", "fe80::b", "dev", OVERLAY_IF,
+    ];
+    nodes.a.ns.ip(&via);
+    let unlisted = nodes.b.ns.exec(&[
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-I",
+        "4cc:1:2:3::1",
+        &a1,
+    ]);
+    assert!(!unlisted, "an unlisted source got through");
+    // A shorter list: the set's content is replaced, in the next ADD's batch.
+    let shorter = conf("mcbig", json!(["4dd::/16"]));
+    let other = Netns::new("-big2");
+    nodes.a.add("ctr-big2", &other, &shorter).ok();
+    let set = nodes
+        .a
+        .ns
+        .run(&["nft", "list", "set", "inet", "mycelium-cni", "allow-mcbig"]);
+    assert!(
+        !set.contains("4bb:") && set.contains("4dd::/16"),
+        "{set:.400}"
+    );
+    assert!(!b1_ns.ping(&a1), "B's /64 is no longer listed");
+    drop(a1_ns);
+}

@@ -5,7 +5,7 @@
 use super::doctor::{Report, our_entry};
 use crate::cni::config::{NetConf, OverlayIngress, conflist_entry};
 use crate::plugin::ingress::{self, IngressState};
-use crate::plugin::nft_table;
+use crate::plugin::nft_table::{self, Snapshot};
 use serde_json::Value;
 use std::path::Path;
 
@@ -13,7 +13,28 @@ const OPEN_FIX: &str = "set \"overlayIngress\": \"replies\" (pods only get answe
 
 pub(super) fn check(report: &mut Report, networks: &[&NetConf]) {
     for conf in networks {
+        check_group(report, conf, networks);
         check_network(report, conf);
+    }
+}
+
+/// Two networks whose names hash to one interface group, configured side
+/// by side or holding chains on the node: ADD refuses the second one.
+fn check_group(report: &mut Report, conf: &NetConf, networks: &[&NetConf]) {
+    let configured = networks
+        .iter()
+        .map(|other| other.name.as_str())
+        .find(|other| *other != conf.name && ingress::group(other) == ingress::group(&conf.name));
+    let snapshot = nft_table::open().and_then(|mut nl| Snapshot::read(&mut nl));
+    let on_node = snapshot
+        .as_ref()
+        .ok()
+        .and_then(|snapshot| ingress::colliding_network(snapshot, &conf.name));
+    if let Some(other) = configured.or(on_node) {
+        report.fail(
+            &ingress::collision(&conf.name, other).msg,
+            "rename one of the two networks (the name in its conflist)",
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use super::egress::{self, EgressState};
 use super::filter::{self, FilterState};
 use super::ingress::{self, IngressState};
 use super::naming::{GATEWAY, prefix_text};
-use super::nft_table;
+use super::nft_table::{self, Snapshot};
 use super::pod::Pod;
 use super::{
     attachment_id, host_veth, node, open_host, pod_interface_name, pod_routes as pod_routes_of,
@@ -57,6 +57,7 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             return Err(CniError::new(TRY_AGAIN_LATER, msg));
         }
     }
+    check_group(conf)?;
     check_overlay_ingress(conf)?;
     check_egress_chain(conf)?;
     let id = attachment_id(env, conf);
@@ -124,6 +125,19 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         egress::check_ipv4(&mut host, host_index, &mut pod.nl, pod_index, pool)?.map_err(failed)?;
     }
     Ok(())
+}
+
+/// No other network's chains name this network's interface group.
+fn check_group(conf: &NetConf) -> CniResult<()> {
+    let snapshot = nft_table::open().and_then(|mut nl| Snapshot::read(&mut nl));
+    match snapshot {
+        Ok(snapshot) => match ingress::colliding_network(&snapshot, &conf.name) {
+            Some(other) => Err(ingress::collision(&conf.name, other)),
+            None => Ok(()),
+        },
+        // What cannot be read, the other checks report.
+        Err(_) => Ok(()),
+    }
 }
 
 /// The configured control is in force, and no stricter one of an earlier

@@ -25,7 +25,7 @@ use super::host_veth::is_ours;
 use super::naming::parse_alias;
 use super::nft_table::{self, ChainSpec, ChainState, FAMILY, Rule, Snapshot, TABLE};
 use crate::cni::config::{NetConf, OverlayIngress};
-use crate::cni::error::{CniError, CniResult, IO_FAILURE, Wrap};
+use crate::cni::error::{CniError, CniResult, INVALID_CONFIG, IO_FAILURE, Wrap};
 use crate::netlink::Netlink;
 use crate::netlink::nft_set::{
     self, Element, NFT_SET_ELEM_INTERVAL_END, NFT_SET_INTERVAL, SetSpec,
@@ -315,10 +315,19 @@ pub fn changes(
 
 /// Puts the network's host veths into its group: those attached by an
 /// earlier version have the default group 0.
+/// A host veth of another network already in the group is a collision
+/// (see `collision`), refused before anything is regrouped.
 pub fn adopt_host_veths(host: &mut Netlink, network: &str) -> CniResult<()> {
     let wanted = group(network);
     let links = host.links().wrap("list links")?;
     let of_network = |alias: &str| parse_alias(alias).is_some_and(|(n, _, _)| n == network);
+    let other = links
+        .iter()
+        .filter(|l| is_ours(l) && l.group == wanted)
+        .find_map(|l| parse_alias(&l.alias).and_then(|(n, _, _)| (n != network).then_some(n)));
+    if let Some(other) = other {
+        return Err(collision(network, other));
+    }
     for link in links.iter().filter(|l| is_ours(l) && of_network(&l.alias)) {
         if link.group != wanted {
             host.set_group(link.index, wanted)
@@ -326,6 +335,31 @@ pub fn adopt_host_veths(host: &mut Netlink, network: &str) -> CniResult<()> {
         }
     }
     Ok(())
+}
+
+/// Another network whose chains (overlay ingress, egress) in the table
+/// name the same interface group as `network`: their names hash alike.
+pub fn colliding_network<'a>(snapshot: &'a Snapshot, network: &str) -> Option<&'a str> {
+    let wanted = group(network);
+    snapshot
+        .chain_names()
+        .filter_map(|name| {
+            name.strip_prefix(CHAIN_PREFIX)
+                .or_else(|| name.strip_prefix(super::egress::CHAIN_PREFIX))
+        })
+        .find(|other| *other != network && group(other) == wanted)
+}
+
+/// Two networks in one interface group would each fall under the other's
+/// overlay ingress and egress rules: refused (code 7), never shared.
+pub fn collision(network: &str, other: &str) -> CniError {
+    CniError::new(
+        INVALID_CONFIG,
+        format!(
+            "invalid config: network {network:?} hashes to interface group {:#x}, which network {other:?} already uses on this node: pods of one would fall under the other's overlayIngress and egress rules; rename one of the two networks",
+            group(network)
+        ),
+    )
 }
 
 /// The control is configured but nf_tables cannot carry it.

@@ -127,9 +127,19 @@ impl Snapshot {
         })
     }
 
+    /// Whether the table is dormant: its chains hook nothing.
+    pub fn is_dormant(&self) -> bool {
+        self.flags.unwrap_or(0) & NFT_TABLE_F_DORMANT != 0
+    }
+
     /// Whether a chain of that name exists, whatever it holds.
     pub fn has_chain(&self, name: &str) -> bool {
         self.chains.iter().any(|chain| chain.name == name)
+    }
+
+    /// The names of the table's chains.
+    pub fn chain_names(&self) -> impl Iterator<Item = &str> {
+        self.chains.iter().map(|chain| chain.name.as_str())
     }
 
     fn rules_of(&self, chain: &str) -> Vec<Vec<Expr>> {
@@ -142,7 +152,7 @@ impl Snapshot {
         let Some(chain) = self.chains.iter().find(|c| c.name == spec.name) else {
             return ChainState::Missing;
         };
-        if self.flags.unwrap_or(0) & NFT_TABLE_F_DORMANT != 0 {
+        if self.is_dormant() {
             return ChainState::Altered("the table is dormant");
         }
         if !chain.is(&spec.base()) {
@@ -183,13 +193,26 @@ pub fn remove_changes(name: &str) -> Vec<nft::Change> {
     nft::remove_chain(FAMILY, TABLE, name)
 }
 
-/// Applies `changes` in one batch, naming what it did in the error.
+/// Applies `changes` in one batch, naming what it did in the error. The
+/// table is declared once, first: the kernel refuses a second update of a
+/// table's flags in one transaction (EINVAL), and waking a dormant table is
+/// such an update.
 pub fn apply(nl: &mut Netlink, changes: &[nft::Change], what: &str) -> CniResult<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    nl.batch(changes)
+    let table = nft::new_table(FAMILY, TABLE);
+    let mut batch = vec![table.clone()];
+    batch.extend(changes.iter().filter(|change| **change != table).cloned());
+    nl.batch(&batch)
         .wrap(format_args!("{what} in nf_tables table inet {TABLE}"))
+}
+
+/// Wakes a dormant table: a batch of its own, since the kernel refuses
+/// chain changes in the transaction that changes the table's flags.
+pub fn wake(nl: &mut Netlink) -> CniResult<()> {
+    nl.batch(&[nft::new_table(FAMILY, TABLE)])
+        .wrap(format_args!("wake dormant nf_tables table inet {TABLE}"))
 }
 
 /// A netlink socket for nf_tables in the current namespace.

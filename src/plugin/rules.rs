@@ -7,7 +7,7 @@
 use super::nft_table::{self, Snapshot};
 use super::{egress, filter, ingress};
 use crate::cni::config::{NetConf, OverlayIngress};
-use crate::cni::error::{CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, INVALID_CONFIG};
 use crate::log;
 use crate::netlink::Netlink;
 
@@ -22,6 +22,7 @@ fn needs_nf_tables(conf: &NetConf) -> bool {
 /// anything, and GC's after it deleted what it had to.
 pub fn ensure(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
     match apply(host, conf) {
+        Err(error) if error.code == INVALID_CONFIG => Err(error),
         Err(error) if !needs_nf_tables(conf) => {
             let msg = &error.msg;
             log::line(&format!(
@@ -36,6 +37,12 @@ pub fn ensure(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
 fn apply(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
     let mut nl = nft_table::open()?;
     let snapshot = Snapshot::read(&mut nl)?;
+    if let Some(other) = ingress::colliding_network(&snapshot, &conf.name) {
+        return Err(ingress::collision(&conf.name, other));
+    }
+    if snapshot.is_dormant() {
+        nft_table::wake(&mut nl)?;
+    }
     let mut changes = Vec::new();
     if conf.source_filter {
         changes.extend(filter::changes(&snapshot));
