@@ -144,7 +144,8 @@ fn refused_requests_leave_nothing_behind() {
 #[test]
 fn derived_candidates_step_past_a_requested_address() {
     require_root();
-    let node = Node::standard();
+    // The hash-bits knob is only in the test-hooks build.
+    let node = Node::standard().with_test_hooks();
     let (asked, derived) = (Netns::new("-ask"), Netns::new("-der"));
     let held = format!("{PREFIX}ff0f::");
     add_asking(&node, "ctr-ask", &asked, &held).ok();
