@@ -22,32 +22,42 @@ pub const TUN: &str = "mycelium";
 const API: &str = "http://127.0.0.1:8989/api/v1";
 
 /// The daemon binary: `MYCELIUM_BIN`, then `mycelium` on `PATH`. Without one,
-/// a single line says so and the test binary exits with a failure.
+/// a single line says so and the test binary exits with a failure (no
+/// silent pass).
 pub fn daemon_binary() -> String {
-    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    static FOUND: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    static ONCE: std::sync::Once = std::sync::Once::new();
     match FOUND.get_or_init(find_daemon) {
-        Some(path) => path.clone(),
-        None => {
-            let line = "\nno Mycelium daemon for the overlay tests: set MYCELIUM_BIN to the `mycelium` binary or put it on PATH (.ci/run uses ../shared/mycelium/mycelium)\n";
-            let _ = std::io::stderr().write_all(line.as_bytes());
-            std::process::exit(1);
+        Ok(path) => path.clone(),
+        Err(why) => {
+            // One thread prints and exits; the others wait for it.
+            ONCE.call_once(|| {
+                let line = format!("\nthe overlay tests need the Mycelium daemon: {why}\n");
+                let _ = std::io::stderr().write_all(line.as_bytes());
+                std::process::exit(1);
+            });
+            unreachable!("the process has exited")
         }
     }
 }
 
-fn find_daemon() -> Option<String> {
+fn find_daemon() -> Result<String, String> {
     let executable = |path: &Path| {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if let Ok(path) = std::env::var("MYCELIUM_BIN") {
-        return executable(Path::new(&path)).then_some(path);
+        return match executable(Path::new(&path)) {
+            true => Ok(path),
+            false => Err(format!("MYCELIUM_BIN={path} is not an executable file")),
+        };
     }
     let dirs = std::env::var("PATH").unwrap_or_default();
     dirs.split(':')
         .map(|dir| Path::new(dir).join("mycelium"))
         .find(|path| executable(path))
         .map(|path| path.to_string_lossy().into_owned())
+        .ok_or_else(|| "none found: set MYCELIUM_BIN to the `mycelium` binary or put it on PATH (.ci/run sets it to ../shared/mycelium/mycelium)".into())
 }
 
 /// Polls `done` every 20 ms until it holds; fails the test naming `what`
