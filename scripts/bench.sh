@@ -36,8 +36,11 @@ TAG="mcb$$"
 NODE="$TAG-node"
 NODE_ADDR="5fd:a395:1a8d:501d:f650:6887:2bd4:ee49"
 DATA=$(mktemp -d)
+DAEMONS=()
 cleanup() {
   set +e
+  for pid in "${DAEMONS[@]}"; do kill "$pid"; done
+  for pid in "${DAEMONS[@]}"; do wait "$pid"; done
   for ns in $(ip netns list | awk '{print $1}' | grep "^$TAG-"); do ip netns del "$ns"; done
   rm -rf "$DATA"
 }
@@ -161,6 +164,66 @@ for i in 1 2 3; do
       python3 -c "import json,sys; print(int(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6))" >>"$DATA/tp.$mode"
   done
 done
+# TCP across the real overlay: two nodes whose Mycelium daemons (found as
+# the tests find them: MYCELIUM_BIN, then PATH) peer over a veth with IPv4
+# addresses, a pod on each; iperf3 pod to pod and node to node (the nodes'
+# overlay addresses) through the daemons, alternating, 3 runs of 5 s each.
+MYCELIUM=${MYCELIUM_BIN:-$(command -v mycelium || true)}
+overlay_node() { # NAME IPV4 [PEER]
+  local ns="$TAG-ov$1"
+  ip -n "$ns" addr add "$2/24" dev ov0
+  ip -n "$ns" link set ov0 up
+  printf 'peers = []\ndisable_peer_discovery = true\n' >"$DATA/ov$1.toml"
+  ip netns exec "$ns" "$MYCELIUM" --config-file "$DATA/ov$1.toml" --key-file "$DATA/ov$1.key" \
+    --tun-name mycelium --disable-peer-discovery --api-addr 127.0.0.1:8989 \
+    --jsonrpc-addr 127.0.0.1:8990 ${3:+--peers "tcp://$3:9651"} >"$DATA/ov$1.log" 2>&1 &
+  DAEMONS+=($!)
+}
+overlay_ip() { # NAME: the node's overlay address, once its daemon has set it
+  local i
+  for i in $(seq 100); do
+    ip -n "$TAG-ov$1" -6 -o addr show dev mycelium scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | grep . && return
+    sleep 0.1
+  done
+  echo "overlay node $1: no address on its TUN" >&2; exit 1
+}
+overlay_pod() { # NAME: ADD a pod on the node, print its address
+  ip netns add "$TAG-ovp$1"
+  ip netns exec "$TAG-ov$1" env CNI_COMMAND=ADD CNI_CONTAINERID="ovp$1" CNI_NETNS="/var/run/netns/$TAG-ovp$1" \
+    CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$OURS" <"$DATA/ov.json" 2>/dev/null |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['ips'][0]['address'].split('/')[0])"
+}
+iperf() { # SERVER_NS CLIENT_NS SERVER_ADDRESS: Mbit/s, client to server, 5 s
+  ip netns exec "$1" iperf3 -s -1 -D
+  sleep 0.5
+  ip netns exec "$2" iperf3 -6 -c "$3" -t 5 -J |
+    python3 -c "import json,sys; print(int(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6))"
+}
+OVERLAY_LINE="TCP across the real overlay: not measured (no Mycelium daemon: set MYCELIUM_BIN or put mycelium on PATH)."
+if [ -n "$MYCELIUM" ]; then
+  echo "TCP across the real overlay (Mycelium daemons), pod to pod and node to node..."
+  ip netns add "$TAG-ova"; ip netns add "$TAG-ovb"
+  ip -n "$TAG-ova" link add ov0 type veth peer name ov0 netns "$TAG-ovb"
+  for n in a b; do ip -n "$TAG-ov$n" link set lo up; ip -n "$TAG-ov$n" link set ov0 addrgenmode none; done
+  overlay_node b 10.202.0.2
+  OVB=$(overlay_ip b)
+  overlay_node a 10.202.0.1 10.202.0.2
+  overlay_ip a >/dev/null
+  for i in $(seq 100); do # traffic asks for the route (see tests/overlay/fixture.rs)
+    ip netns exec "$TAG-ova" ping -c1 -W0.2 "$OVB" >/dev/null 2>&1 && break
+  done
+  echo '{"cniVersion":"1.0.0","name":"bench","type":"mycelium-cni","myceliumInterface":"mycelium"}' >"$DATA/ov.json"
+  POD_A=$(overlay_pod a); POD_B=$(overlay_pod b)
+  ip netns exec "$TAG-ovpa" ping -c1 -W2 "$POD_B" >/dev/null
+  : >"$DATA/ov.pod"; : >"$DATA/ov.node"
+  for i in 1 2 3; do
+    iperf "$TAG-ovpb" "$TAG-ovpa" "$POD_B" >>"$DATA/ov.pod"
+    iperf "$TAG-ovb" "$TAG-ova" "$OVB" >>"$DATA/ov.node"
+  done
+  OVERLAY_LINE="TCP across the real overlay (two Mycelium daemons, iperf3, 5 s, median of 3): pod to pod
+$(median <"$DATA/ov.pod") Mbit/s, node to node $(median <"$DATA/ov.node") Mbit/s (pod / node: $(python3 -c "print(f'{$(median <"$DATA/ov.pod")/$(median <"$DATA/ov.node"):.2f}x')"))."
+fi
+
 echo "ADD with 1, 50, 250 existing pods..."
 scale "$OURS" ours
 scale "$PTP" ptp
@@ -199,6 +262,7 @@ ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -
   echo
   echo "Pod-to-pod TCP on one node (iperf3, 5 s, median of 3): $(m tp.filter) Mbit/s with the source"
   echo "filter, $(m tp.nofilter) Mbit/s without it (with / without: $(ratio "$(m tp.filter)" "$(m tp.nofilter)"))."
+  echo "$OVERLAY_LINE"
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"

@@ -14,7 +14,10 @@ use crate::plugin::{nft_table, node_status};
 use serde_json::{Map, Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-const WAIT_STEP: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often `--wait` looks at the interface: a node is ready within a
+/// fraction of a second of the daemon's address appearing (a check is a few
+/// netlink requests).
+const WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
@@ -191,12 +194,17 @@ fn try_install(options: &Options) -> Result<String, String> {
     }
 
     let mut status = node_status(interface).map_err(CniError::from);
+    let mut said = String::new();
     while options.has("wait") && status.is_err() {
+        // One line per state the interface is in, not one per look.
         if let Err(error) = &status {
-            log::line(&format!(
-                "waiting for the Mycelium interface: {}",
-                error.msg
-            ));
+            if error.msg != said {
+                log::line(&format!(
+                    "waiting for the Mycelium interface: {}",
+                    error.msg
+                ));
+                said.clone_from(&error.msg);
+            }
         }
         std::thread::sleep(WAIT_STEP);
         status = node_status(interface).map_err(CniError::from);
