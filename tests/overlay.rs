@@ -275,17 +275,7 @@ fn captured(node: &OverlayNode, comment: &str) -> u64 {
 /// The IPv6 packets the source filter's chain dropped on `node` (the
 /// chain alone: node A also holds an overlay ingress chain).
 fn ipv6_source_drops(node: &OverlayNode) -> u64 {
-    let listing = node
-        .ns()
-        .run(&["nft", "list", "chain", "inet", "mycelium-cni", "pod-source"]);
-    let rule = listing
-        .lines()
-        .find(|l| l.contains("ip6 saddr") && l.contains(" drop"));
-    let after = rule.and_then(|r| r.split("counter packets ").nth(1));
-    after
-        .and_then(|a| a.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no IPv6 drop counter in {listing}"))
+    common::source_filter_drops(&node.node).1
 }
 
 /// 4. A pod with root on A sends as its neighbour, as its node, and from

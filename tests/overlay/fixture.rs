@@ -202,6 +202,7 @@ impl OverlayNode {
                 address: String::new(),
                 program: vec![binary()],
                 source_filter: true,
+                egress: None,
             },
             subnet: String::new(),
             dir: dir.to_path_buf(),
