@@ -1,6 +1,8 @@
 //! doctor: checks the node the way ADD will need it, and prints each
 //! finding with its fix. Exit 0 when nothing failed (warnings allowed).
 
+use super::conflist::{self, MAX_CONFLIST, is_type, our_entry, plugins_of};
+use super::report::Report;
 use super::{
     BINARY_NAME, CONFLIST_NAME, DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, EXIT_OK, EXIT_PROBLEM, Options,
     Outcome,
@@ -15,34 +17,6 @@ use crate::sysctl;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
-#[derive(Default)]
-pub(super) struct Report {
-    text: String,
-    failed: bool,
-}
-
-impl Report {
-    fn line(&mut self, label: &str, finding: &str, fix: &str) {
-        self.text.push_str(label);
-        self.text.push_str(finding);
-        if !fix.is_empty() {
-            self.text.push_str("\n      fix: ");
-            self.text.push_str(fix);
-        }
-        self.text.push('\n');
-    }
-    pub(super) fn ok(&mut self, finding: &str) {
-        self.line("ok    ", finding, "");
-    }
-    pub(super) fn warn(&mut self, finding: &str, fix: &str) {
-        self.line("warn  ", finding, fix);
-    }
-    pub(super) fn fail(&mut self, finding: &str, fix: &str) {
-        self.failed = true;
-        self.line("FAIL  ", finding, fix);
-    }
-}
-
 pub fn doctor(options: &Options) -> Outcome {
     let mut report = Report::default();
     let default_conf = format!("{DEFAULT_CONF_DIR}/{CONFLIST_NAME}");
@@ -55,7 +29,7 @@ pub fn doctor(options: &Options) -> Outcome {
     check_interface(&mut report, interface);
     check_source_filter(&mut report, configured.as_ref());
     let conf_dir = std::path::Path::new(conf_path).parent();
-    let in_dir = conf_dir.map(super::doctor_ingress::networks_in);
+    let in_dir = conf_dir.map(conflist::networks_in);
     let mut networks: Vec<&NetConf> = in_dir.iter().flatten().collect();
     if networks.is_empty() {
         networks.extend(configured.as_ref());
@@ -69,34 +43,16 @@ pub fn doctor(options: &Options) -> Outcome {
     check_chain(&mut report, conf_path, bin_dir);
     check_attachment_prefixes(&mut report, interface);
     check_overlay_routes(&mut report);
-    let exit_code = if report.failed { EXIT_PROBLEM } else { EXIT_OK };
+    let exit_code = if report.failed() {
+        EXIT_PROBLEM
+    } else {
+        EXIT_OK
+    };
     Outcome {
-        stdout: report.text,
+        stdout: report.into_text(),
         exit_code,
     }
 }
-
-fn plugins_of(list: &Value) -> &[Value] {
-    list.get("plugins")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn is_type(plugin: &Value, kind: &str) -> bool {
-    plugin.get("type").and_then(Value::as_str) == Some(kind)
-}
-
-/// The mycelium-cni entry of a conflist.
-pub(super) fn our_entry(list: &Value) -> Option<&serde_json::Map<String, Value>> {
-    plugins_of(list)
-        .iter()
-        .find(|p| is_type(p, BINARY_NAME))
-        .and_then(Value::as_object)
-}
-
-/// More than any conflist holds: doctor reads no further.
-pub(super) const MAX_CONFLIST: u64 = 4 << 20;
 
 /// The conflist parses, has a mycelium-cni entry, and that entry passes the
 /// plugin's own config checks. Returns that entry's config.
@@ -183,14 +139,10 @@ fn check_source_filter(report: &mut Report, conf: Option<&NetConf>) {
     let state = nft_table::open().and_then(|mut nl| filter::state(&mut nl));
     match state {
         Ok(state @ FilterState::InForce { .. }) => report.ok(&format!("source filter {state}")),
-        Ok(state @ FilterState::Missing) => report.warn(
-            &format!("source filter: {state}"),
-            "none needed before the first pod: the next ADD creates it",
-        ),
-        Ok(state) => report.fail(
-            &format!("source filter: {state}"),
-            "the next ADD replaces it; do not edit the table by hand",
-        ),
+        Ok(state @ FilterState::Missing) => {
+            report.warn(&format!("source filter: {state}"), state.fix())
+        }
+        Ok(state) => report.fail(&format!("source filter: {state}"), state.fix()),
         Err(error) => report.fail(
             &format!("source filter: {}", error.msg),
             "enable nf_tables (nft list tables), or set \"sourceFilter\": false",
@@ -280,12 +232,7 @@ const PORTMAP_ENTRY: &str = r#"{"type": "portmap", "capabilities": {"portMapping
 /// Traefik through it) does nothing; a plugin missing from the bin
 /// directory fails every ADD of the network.
 fn check_chain(report: &mut Report, conf_path: &str, bin_dir: &str) {
-    // Read as the conflist check reads it: a regular file, bounded, never
-    // blocking (a FIFO would hang doctor).
-    let list: Option<Value> = crate::regular_file::read_bounded(conf_path, MAX_CONFLIST)
-        .ok()
-        .and_then(|text| serde_json::from_slice(&text).ok());
-    let Some(list) = list else {
+    let Ok(list) = conflist::read(conf_path) else {
         return; // the conflist check has said why
     };
     let plugins = plugins_of(&list);

@@ -3,7 +3,7 @@
 //! has somewhere to send each family (a default route), and whether the
 //! IPv4 pool overlaps a route of the node.
 
-use super::doctor::Report;
+use super::report::Report;
 use crate::cni::config::NetConf;
 use crate::netlink::Netlink;
 use crate::netlink::route::Route;
@@ -45,14 +45,8 @@ fn check_chain(report: &mut Report, conf: &NetConf) {
         Ok(state @ (EgressState::Overlay | EgressState::InForce { .. })) => {
             report.ok(&format!("{label}: {state}"))
         }
-        Ok(state @ EgressState::Missing) => report.warn(
-            &format!("{label}: {state}"),
-            "none needed before the first pod: the next ADD or GC creates it",
-        ),
-        Ok(state) => report.fail(
-            &format!("{label}: {state}"),
-            "the next ADD or GC replaces it; do not edit the table by hand",
-        ),
+        Ok(state @ EgressState::Missing) => report.warn(&format!("{label}: {state}"), state.fix()),
+        Ok(state) => report.fail(&format!("{label}: {state}"), state.fix()),
         Err(_) if !conf.egress.is_nat() => report.ok(&format!("{label}: nothing NATed")),
         Err(error) => report.fail(
             &format!("{label}: {}", error.msg),

@@ -21,10 +21,7 @@ pub(super) fn interface_of(options: &Options) -> String {
     }
     let default_conf = format!("{DEFAULT_CONF_DIR}/{CONFLIST_NAME}");
     let path = options.get("conf").unwrap_or(&default_conf);
-    // A regular file, bounded, never blocking (see doctor --conf).
-    let list: Option<Value> = crate::regular_file::read_bounded(path, super::doctor::MAX_CONFLIST)
-        .ok()
-        .and_then(|text| serde_json::from_slice(&text).ok());
+    let list = super::conflist::read(path).ok();
     let plugins = list.as_ref().and_then(|l| l.get("plugins")?.as_array());
     plugins
         .into_iter()

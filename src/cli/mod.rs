@@ -2,11 +2,13 @@
 //! CNI_COMMAND: install/uninstall, doctor, list. Like the CNI side, they
 //! return what to print and the exit code; main.rs prints.
 
+mod conflist;
 mod doctor;
 mod doctor_egress;
 mod doctor_ingress;
 mod install;
 mod list;
+mod report;
 
 /// Exit codes for scripts: 0 fine, 1 problems found or the action failed,
 /// 2 bad usage.

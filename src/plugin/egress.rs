@@ -120,6 +120,21 @@ pub enum EgressState {
     Stale,
 }
 
+impl EgressState {
+    /// What an operator does about it ("" when nothing is to be done).
+    pub fn fix(&self) -> &'static str {
+        match self {
+            EgressState::Overlay | EgressState::InForce { .. } => "",
+            EgressState::Missing => {
+                "none needed before the first pod: the next ADD or GC creates it"
+            }
+            EgressState::Altered(_) | EgressState::Stale => {
+                "the next ADD or GC replaces it; do not edit the table by hand"
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for EgressState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -217,6 +217,17 @@ impl fmt::Display for FilterState {
     }
 }
 
+impl FilterState {
+    /// What an operator does about it ("" when nothing is to be done).
+    pub fn fix(&self) -> &'static str {
+        match self {
+            FilterState::InForce { .. } => "",
+            FilterState::Missing => "none needed before the first pod: the next ADD creates it",
+            FilterState::Altered(_) => "the next ADD replaces it; do not edit the table by hand",
+        }
+    }
+}
+
 impl From<ChainState> for FilterState {
     fn from(state: ChainState) -> Self {
         match state {

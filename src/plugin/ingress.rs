@@ -215,6 +215,25 @@ pub enum IngressState {
     Stale,
 }
 
+impl IngressState {
+    /// What an operator does about it ("" when nothing is to be done).
+    pub fn fix(&self) -> &'static str {
+        match self {
+            IngressState::InForce { .. } => "",
+            IngressState::Open => OPEN_FIX,
+            IngressState::Missing => {
+                "none needed before the first pod: the next ADD or GC creates it"
+            }
+            IngressState::Altered(_) | IngressState::Stale => {
+                "the next ADD or GC replaces it; do not edit the table by hand"
+            }
+        }
+    }
+}
+
+/// How an `open` network is closed to the rest of the overlay.
+pub const OPEN_FIX: &str = "set \"overlayIngress\": \"replies\" (pods only get answers to their own connections), or a list of the prefixes that may connect, e.g. your nodes' /64s: mycelium-cni install --overlay-ingress replies [--overlay-allow PREFIX]...";
+
 impl fmt::Display for IngressState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
