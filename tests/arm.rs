@@ -41,14 +41,18 @@ fn attaches_a_pod(variable: &str, machine: u16, emulator: &str, container: &str)
     assert!(msg.contains("\"egress\": \"overlay\""), "{msg}");
     node.egress = Some("overlay");
     let conf = node.conf("1.1.0");
-    let result = node.add(container, &pod, &conf).ok();
+    let result = node.add(container, &pod, &conf).assert_ok();
     let address = pod_address(&result);
     assert!(address.starts_with("5fd:a395:1a8d:501d:ff0f:"), "{address}");
     assert!(pod.ping(&node.address), "pod -> node");
     assert!(node.ns.ping(&address), "node -> pod");
-    assert!(node.check(container, &pod, &result, "1.1.0").ok().is_null());
-    node.del(container, &pod.path(), &conf).ok();
-    node.del(container, &pod.path(), &conf).ok();
+    assert!(
+        node.check(container, &pod, &result, "1.1.0")
+            .assert_ok()
+            .is_null()
+    );
+    node.del(container, &pod.path(), &conf).assert_ok();
+    node.del(container, &pod.path(), &conf).assert_ok();
     assert!(node.host_veths().is_empty());
 }
 

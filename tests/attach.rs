@@ -12,8 +12,8 @@ fn add_gives_reachable_pods_then_check_and_del() {
     let pod_a = Netns::new("-a");
     let pod_b = Netns::new("-b");
 
-    let result_a = node.add("ctr-a", &pod_a, &conf).ok();
-    let result_b = node.add("ctr-b", &pod_b, &conf).ok();
+    let result_a = node.add("ctr-a", &pod_a, &conf).assert_ok();
+    let result_b = node.add("ctr-b", &pod_b, &conf).assert_ok();
     let address_a = pod_address(&result_a);
     let address_b = pod_address(&result_b);
     assert!(
@@ -72,22 +72,22 @@ fn add_gives_reachable_pods_then_check_and_del() {
 
     assert!(
         node.check("ctr-a", &pod_a, &result_a, "1.0.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
     assert!(
         node.check("ctr-b", &pod_b, &result_b, "1.0.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
 
-    node.del("ctr-a", &pod_a.path(), &conf).ok();
+    node.del("ctr-a", &pod_a.path(), &conf).assert_ok();
     assert!(!node.host_veths().contains(&host_veth));
     assert!(!node.ns.ip(&["-6", "route"]).contains(&address_a));
     assert!(!pod_a.ip(&["link"]).contains("eth0"));
-    node.del("ctr-a", &pod_a.path(), &conf).ok();
+    node.del("ctr-a", &pod_a.path(), &conf).assert_ok();
     assert!(pod_b.ping(&node.address), "pod b unaffected by DEL of a");
-    node.del("ctr-b", &pod_b.path(), &conf).ok();
+    node.del("ctr-b", &pod_b.path(), &conf).assert_ok();
     assert!(node.host_veths().is_empty());
 }
 
@@ -98,14 +98,14 @@ fn del_after_netns_is_gone_and_with_empty_netns() {
     let conf = node.conf("1.0.0");
     let pod = Netns::new("-gone");
     let path = pod.path();
-    node.add("ctr-gone", &pod, &conf).ok();
+    node.add("ctr-gone", &pod, &conf).assert_ok();
     let pod2 = Netns::new("-empty");
-    node.add("ctr-empty", &pod2, &conf).ok();
+    node.add("ctr-empty", &pod2, &conf).assert_ok();
     drop(pod);
-    node.del("ctr-gone", &path, &conf).ok();
-    node.del("ctr-empty", "", &conf).ok();
-    node.del("ctr-empty", "", &conf).ok();
-    node.del("ctr-never-added", "", &conf).ok();
+    node.del("ctr-gone", &path, &conf).assert_ok();
+    node.del("ctr-empty", "", &conf).assert_ok();
+    node.del("ctr-empty", "", &conf).assert_ok();
+    node.del("ctr-never-added", "", &conf).assert_ok();
     assert!(node.host_veths().is_empty());
     assert!(!node.ns.ip(&["-6", "route"]).contains(":ff0f:"));
 }
@@ -132,14 +132,14 @@ fn add_twice_for_the_same_container_fails_the_second_time() {
     let node = Node::standard();
     let conf = node.conf("1.0.0");
     let pod = Netns::new("-twice");
-    let first = node.add("ctr-twice", &pod, &conf).ok();
+    let first = node.add("ctr-twice", &pod, &conf).assert_ok();
     let node_before = node.ns.state();
     node.add("ctr-twice", &pod, &conf).error(100);
     assert_eq!(node.ns.state(), node_before);
     assert!(pod.ping(&node.address));
     assert!(
         node.check("ctr-twice", &pod, &first, "1.0.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
 }
@@ -183,7 +183,7 @@ fn check_reports_what_is_missing() {
     require_root();
     let node = Node::standard();
     let pod = Netns::new("-chk");
-    let result = node.add("ctr-chk", &pod, &node.conf("1.0.0")).ok();
+    let result = node.add("ctr-chk", &pod, &node.conf("1.0.0")).assert_ok();
     let address = pod_address(&result);
 
     pod.ip(&["-6", "route", "del", "400::/7"]);
@@ -204,7 +204,7 @@ fn check_fails_when_the_node_no_longer_owns_the_64() {
     require_root();
     let node = Node::standard();
     let pod = Netns::new("-own");
-    let result = node.add("ctr-own", &pod, &node.conf("1.0.0")).ok();
+    let result = node.add("ctr-own", &pod, &node.conf("1.0.0")).assert_ok();
     node.ns.ip(&["-6", "addr", "flush", "dev", TUN]);
     node.ns.ip(&["-6", "addr", "add", "4aa:1::1/7", "dev", TUN]);
     let msg = node.check("ctr-own", &pod, &result, "1.0.0").error(102);
@@ -235,9 +235,9 @@ fn gc_removes_only_stale_attachments_of_its_network() {
     let mut other = node.conf("1.1.0");
     other["name"] = "othernet".into();
     let pods: Vec<Netns> = (0..3).map(|_| Netns::new("-gc")).collect();
-    node.add("keep", &pods[0], &conf).ok();
-    node.add("stale", &pods[1], &conf).ok();
-    let foreign = node.add("stale", &pods[2], &other).ok();
+    node.add("keep", &pods[0], &conf).assert_ok();
+    node.add("stale", &pods[1], &conf).assert_ok();
+    let foreign = node.add("stale", &pods[2], &other).assert_ok();
     assert_eq!(node.host_veths().len(), 3);
 
     let mut gc = conf.clone();
@@ -299,12 +299,14 @@ fn configured_mtu_wins_and_results_follow_the_version() {
     let mut conf = node.conf("1.1.0");
     conf["mtu"] = 1300.into();
     let pod = Netns::new("-mtu");
-    let result = node.add("ctr-mtu", &pod, &conf).ok();
+    let result = node.add("ctr-mtu", &pod, &conf).assert_ok();
     assert_eq!(result["cniVersion"], "1.1.0");
     assert_eq!(result["interfaces"][1]["mtu"], 1300);
     assert!(pod.ip(&["link", "show", "eth0"]).contains("mtu 1300"));
     let pod_old = Netns::new("-v031");
-    let result = node.add("ctr-031", &pod_old, &node.conf("0.3.1")).ok();
+    let result = node
+        .add("ctr-031", &pod_old, &node.conf("0.3.1"))
+        .assert_ok();
     assert_eq!(result["ips"][0]["version"], "6");
 }
 
@@ -312,7 +314,7 @@ fn configured_mtu_wins_and_results_follow_the_version() {
 fn version_about_and_bad_env() {
     require_root();
     let node = Node::standard();
-    let version = node.run(&[("CNI_COMMAND", "VERSION")], "").ok();
+    let version = node.run(&[("CNI_COMMAND", "VERSION")], "").assert_ok();
     assert_eq!(
         version["supportedVersions"],
         serde_json::json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])

@@ -156,7 +156,7 @@ fn default_egress_reaches_ipv4_and_ipv6_servers_as_the_node() {
     let _server = Server::start(&uplink.net, 8080, "outside");
     let conf = node.conf("1.1.0");
     let pod = Netns::new("-egr");
-    let result = node.add("ctr-egr", &pod, &conf).ok();
+    let result = node.add("ctr-egr", &pod, &conf).assert_ok();
     let ips: Vec<&str> = result["ips"]
         .as_array()
         .unwrap()
@@ -183,13 +183,17 @@ fn default_egress_reaches_ipv4_and_ipv6_servers_as_the_node() {
         "IPv6 server outside 400::/7 sees the node's uplink address"
     );
     assert!(
-        node.check("ctr-egr", &pod, &result, "1.1.0").ok().is_null(),
+        node.check("ctr-egr", &pod, &result, "1.1.0")
+            .assert_ok()
+            .is_null(),
         "CHECK passes with egress on (default routes of both families)"
     );
     let mut with_default_route = conf.clone();
     with_default_route["defaultRoute"] = true.into();
     let other = Netns::new("-egrdef");
-    let second = node.add("ctr-egrdef", &other, &with_default_route).ok();
+    let second = node
+        .add("ctr-egrdef", &other, &with_default_route)
+        .assert_ok();
     let mut check_conf = with_default_route.clone();
     check_conf["prevResult"] = second;
     let check = node.cni("CHECK", "ctr-egrdef", &other.path(), "eth0", &check_conf);
@@ -208,7 +212,7 @@ fn a_pod_resolves_names_through_an_ipv4_only_dns_server() {
         "the node resolves"
     );
     let pod = Netns::new("-dns");
-    node.add("ctr-dns", &pod, &node.conf("1.0.0")).ok();
+    node.add("ctr-dns", &pod, &node.conf("1.0.0")).assert_ok();
     assert_eq!(
         resolve(&pod, "example.test"),
         RESOLVED,
@@ -222,9 +226,9 @@ fn overlay_traffic_keeps_the_pod_address_with_egress_on() {
     let cluster = Cluster::new();
     let (client, backend) = (Netns::new("-ocli"), Netns::new("-obk"));
     let conf_a = cluster.a.conf("1.0.0");
-    let client_address = pod_address(&cluster.a.add("ctr-ocli", &client, &conf_a).ok());
+    let client_address = pod_address(&cluster.a.add("ctr-ocli", &client, &conf_a).assert_ok());
     let conf_b = cluster.b.conf("1.0.0");
-    let backend_address = pod_address(&cluster.b.add("ctr-obk", &backend, &conf_b).ok());
+    let backend_address = pod_address(&cluster.b.add("ctr-obk", &backend, &conf_b).assert_ok());
     let _server = Server::start(&backend, 8080, "pod-b");
     assert_eq!(
         tcp_get(&client, &backend_address, 8080),
@@ -241,13 +245,13 @@ fn egress_overlay_reaches_neither_server_and_has_no_ipv4() {
     let uplink = Uplink::new(&node);
     let _server = Server::start(&uplink.net, 8080, "outside");
     let pod = Netns::new("-novr");
-    let result = node.add("ctr-novr", &pod, &node.conf("1.0.0")).ok();
+    let result = node.add("ctr-novr", &pod, &node.conf("1.0.0")).assert_ok();
     assert!(ipv4_of(&pod).is_empty(), "no IPv4 address on the pod");
     assert_eq!(tcp_get(&pod, NET_V4, 8080), "", "IPv4 server reached");
     assert_eq!(tcp_get(&pod, NET_V6, 8080), "", "IPv6 server reached");
     assert!(
         node.check("ctr-novr", &pod, &result, "1.0.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
     let ruleset = node.ns.run(&["nft", "list", "ruleset"]);
@@ -273,8 +277,8 @@ fn ipv4_spoofing_from_a_pod_is_dropped_and_counted() {
     let uplink = Uplink::new(&node);
     let conf = node.conf("1.0.0");
     let (spoofer, victim) = (Netns::new("-s4"), Netns::new("-v4"));
-    node.add("ctr-s4", &spoofer, &conf).ok();
-    let victim_v6 = pod_address(&node.add("ctr-v4", &victim, &conf).ok());
+    node.add("ctr-s4", &spoofer, &conf).assert_ok();
+    let victim_v6 = pod_address(&node.add("ctr-v4", &victim, &conf).assert_ok());
     let victim_v4 = ipv4_of(&victim).pop().expect("victim IPv4");
     let own_v4 = ipv4_of(&spoofer).pop().expect("spoofer IPv4");
     count_icmp(&uplink.net);
@@ -322,15 +326,15 @@ fn fifty_parallel_adds_get_distinct_ipv4_and_dels_leave_nothing() {
     let conf = node.conf("1.0.0");
     // One ADD/DEL first: forwarding and the table are node state that stays.
     let warm = Netns::new("-ewarm");
-    node.add("ctr-ewarm", &warm, &conf).ok();
-    node.del("ctr-ewarm", &warm.path(), &conf).ok();
+    node.add("ctr-ewarm", &warm, &conf).assert_ok();
+    node.del("ctr-ewarm", &warm.path(), &conf).assert_ok();
     let before = node_state(&node);
     let ruleset_before = node.ns.run(&["nft", "list", "ruleset"]);
     let pods: Vec<Netns> = (0..50).map(|_| Netns::new("-e50")).collect();
     std::thread::scope(|scope| {
         for (i, pod) in pods.iter().enumerate() {
             let (node, conf) = (&node, &conf);
-            scope.spawn(move || node.add(&format!("ctr-e50-{i}"), pod, conf).ok());
+            scope.spawn(move || node.add(&format!("ctr-e50-{i}"), pod, conf).assert_ok());
         }
     });
     let mut addresses: Vec<String> = pods.iter().flat_map(ipv4_of).collect();
@@ -341,7 +345,10 @@ fn fifty_parallel_adds_get_distinct_ipv4_and_dels_leave_nothing() {
     std::thread::scope(|scope| {
         for (i, pod) in pods.iter().enumerate() {
             let (node, conf) = (&node, &conf);
-            scope.spawn(move || node.del(&format!("ctr-e50-{i}"), &pod.path(), conf).ok());
+            scope.spawn(move || {
+                node.del(&format!("ctr-e50-{i}"), &pod.path(), conf)
+                    .assert_ok()
+            });
         }
     });
     assert_eq!(
@@ -371,7 +378,7 @@ fn check_fails_after_the_egress_rules_are_flushed_and_add_restores_them() {
     let node = Node::standard();
     let conf = node.conf("1.1.0");
     let (pod, other) = (Netns::new("-eflush"), Netns::new("-eflush2"));
-    let result = node.add("ctr-eflush", &pod, &conf).ok();
+    let result = node.add("ctr-eflush", &pod, &conf).assert_ok();
     node.ns.run(&[
         "nft",
         "flush",
@@ -382,10 +389,10 @@ fn check_fails_after_the_egress_rules_are_flushed_and_add_restores_them() {
     ]);
     let msg = node.check("ctr-eflush", &pod, &result, "1.1.0").error(11);
     assert!(msg.contains("egress") && msg.contains("altered"), "{msg}");
-    node.add("ctr-eflush2", &other, &conf).ok();
+    node.add("ctr-eflush2", &other, &conf).assert_ok();
     assert!(
         node.check("ctr-eflush", &pod, &result, "1.1.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
     node.ns.run(&[
@@ -410,7 +417,7 @@ fn check_fails_after_the_egress_rules_are_flushed_and_add_restores_them() {
     assert_eq!(outcome.code, 0, "GC: {}", outcome.stdout);
     assert!(
         node.check("ctr-eflush", &pod, &result, "1.1.0")
-            .ok()
+            .assert_ok()
             .is_null(),
         "GC restored the chain"
     );

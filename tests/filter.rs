@@ -49,9 +49,9 @@ fn a_pod_cannot_send_as_anyone_else() {
     let node = Node::standard();
     let conf = node.conf("1.0.0");
     let (pod_a, pod_b) = (Netns::new("-spoof"), Netns::new("-victim"));
-    let result_a = node.add("ctr-spoof", &pod_a, &conf).ok();
+    let result_a = node.add("ctr-spoof", &pod_a, &conf).assert_ok();
     let address_a = pod_address(&result_a);
-    let address_b = pod_address(&node.add("ctr-victim", &pod_b, &conf).ok());
+    let address_b = pod_address(&node.add("ctr-victim", &pod_b, &conf).assert_ok());
     let overlay_target = "5fc:1:2:3::1";
     assert!(
         pod_a.ping(&address_b) && pod_a.ping(&node.address),
@@ -166,7 +166,7 @@ fn racing_adds_on_a_fresh_node_make_one_filter() {
     std::thread::scope(|scope| {
         for (i, pod) in pods.iter().enumerate() {
             let (node, conf) = (&node, &conf);
-            scope.spawn(move || node.add(&format!("ctr-{i}"), pod, conf).ok());
+            scope.spawn(move || node.add(&format!("ctr-{i}"), pod, conf).assert_ok());
         }
     });
     let ruleset = node.ns.run(&["nft", "list", "ruleset"]);
@@ -177,7 +177,8 @@ fn racing_adds_on_a_fresh_node_make_one_filter() {
     assert_eq!(count(" drop"), 6, "{ruleset}");
     assert!(node.ns.run(&["nft", "list", "tables"]).lines().count() == 1);
     for (i, pod) in pods.iter().enumerate() {
-        node.del(&format!("ctr-{i}"), &pod.path(), &conf).ok();
+        node.del(&format!("ctr-{i}"), &pod.path(), &conf)
+            .assert_ok();
     }
     // DEL leaves the filter: other pods may still use it.
     assert_eq!(source_filter_drops(&node), (0, 0));
@@ -191,16 +192,24 @@ fn a_deleted_or_altered_filter_is_restored_by_the_next_add() {
     let node = Node::standard();
     let conf = node.conf("1.1.0");
     let (pod, other) = (Netns::new("-chk"), Netns::new("-chk2"));
-    let result = node.add("ctr-chk", &pod, &conf).ok();
-    assert!(node.check("ctr-chk", &pod, &result, "1.1.0").ok().is_null());
+    let result = node.add("ctr-chk", &pod, &conf).assert_ok();
+    assert!(
+        node.check("ctr-chk", &pod, &result, "1.1.0")
+            .assert_ok()
+            .is_null()
+    );
 
     node.ns.run(&["nft", "delete", "table", "inet", TABLE]);
     let msg = node.check("ctr-chk", &pod, &result, "1.1.0").error(11);
     assert!(msg.contains("is missing"), "{msg}");
     let status = node.cni("STATUS", "", "", "", &conf);
     assert_eq!(status.code, 0, "STATUS failed: {}", status.stdout);
-    node.add("ctr-chk2", &other, &conf).ok();
-    assert!(node.check("ctr-chk", &pod, &result, "1.1.0").ok().is_null());
+    node.add("ctr-chk2", &other, &conf).assert_ok();
+    assert!(
+        node.check("ctr-chk", &pod, &result, "1.1.0")
+            .assert_ok()
+            .is_null()
+    );
 
     node.ns
         .run(&["nft", "flush", "chain", "inet", TABLE, "pod-source"]);
@@ -216,9 +225,13 @@ fn a_deleted_or_altered_filter_is_restored_by_the_next_add() {
     ]);
     let msg = node.check("ctr-chk", &pod, &result, "1.1.0").error(11);
     assert!(msg.contains("altered"), "{msg}");
-    node.del("ctr-chk2", &other.path(), &conf).ok();
-    node.add("ctr-chk2", &other, &conf).ok();
-    assert!(node.check("ctr-chk", &pod, &result, "1.1.0").ok().is_null());
+    node.del("ctr-chk2", &other.path(), &conf).assert_ok();
+    node.add("ctr-chk2", &other, &conf).assert_ok();
+    assert!(
+        node.check("ctr-chk", &pod, &result, "1.1.0")
+            .assert_ok()
+            .is_null()
+    );
     let table = node
         .ns
         .run(&["nft", "list", "chain", "inet", TABLE, "pod-source"]);
@@ -238,12 +251,16 @@ fn filter_off_creates_nothing() {
     node.egress = Some("overlay");
     let conf = node.conf("1.0.0");
     let pod = Netns::new("-off");
-    let result = node.add("ctr-off", &pod, &conf).ok();
+    let result = node.add("ctr-off", &pod, &conf).assert_ok();
     let address = pod_address(&result);
     assert!(pod.ping(&node.address) && node.ns.ping(&address));
-    assert!(node.check("ctr-off", &pod, &result, "1.0.0").ok().is_null());
+    assert!(
+        node.check("ctr-off", &pod, &result, "1.0.0")
+            .assert_ok()
+            .is_null()
+    );
     assert_eq!(node.ns.run(&["nft", "list", "ruleset"]).trim(), "");
-    node.del("ctr-off", &pod.path(), &conf).ok();
+    node.del("ctr-off", &pod.path(), &conf).assert_ok();
 }
 
 /// With the filter on and nf_tables refusing the table (no CAP_NET_ADMIN
@@ -302,6 +319,6 @@ fn add_killed_before_the_filter_batch_leaves_nothing() {
         "the batch applied whole"
     );
     assert!(node.host_veths().is_empty());
-    node.add("ctr-kbatch", &pod, &conf).ok();
-    node.del("ctr-kbatch", &path, &conf).ok();
+    node.add("ctr-kbatch", &pod, &conf).assert_ok();
+    node.del("ctr-kbatch", &path, &conf).assert_ok();
 }

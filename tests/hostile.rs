@@ -52,11 +52,11 @@ fn failed_add_leaves_no_wired_pod_and_a_retry_works() {
         assert_eq!(pod.state(), pod_before, "{prev}: the pod changed");
         assert!(node.host_veths().is_empty(), "{prev}: a host veth was made");
     }
-    let result = node.add("c1", &pod, &conf).ok();
+    let result = node.add("c1", &pod, &conf).assert_ok();
     let address = pod_address(&result);
     assert!(pod.ping(&node.address), "the retried ADD's pod is wired");
     assert!(node.ns.ping(&address), "the node reaches the retried pod");
-    node.del("c1", &pod.path(), &conf).ok();
+    node.del("c1", &pod.path(), &conf).assert_ok();
 }
 
 /// A failure after ADD created the host veth (here: a route the pod
@@ -83,10 +83,10 @@ fn failure_after_creation_undoes_this_add() {
     );
     assert_eq!(pod.state(), pod_before, "the pod kept part of the ADD");
     pod.ip(&["-6", "route", "del", "fd00:10:96::/112", "dev", "lo"]);
-    let result = node.add("c1", &pod, &conf).ok();
+    let result = node.add("c1", &pod, &conf).assert_ok();
     assert!(pod.ping(&node.address), "the retried ADD's pod is wired");
     assert!(node.ns.ping(&pod_address(&result)));
-    node.del("c1", &pod.path(), &conf).ok();
+    node.del("c1", &pod.path(), &conf).assert_ok();
 }
 
 /// A FIFO without a reader, a symbolic link, a directory and /dev/stdout as
@@ -204,14 +204,14 @@ fn release_binary_has_no_hash_bits_knob() {
     let conf = release.conf("1.0.0");
     let result = release
         .cni_with(&knob, "ADD", "ctr-knob", &pod.path(), "eth0", &conf)
-        .ok();
+        .assert_ok();
     let veth = result["interfaces"][0]["name"].as_str().unwrap_or_default();
     assert!(
         !one_bit_names.contains(&veth),
         "the release binary obeyed the knob: {veth}"
     );
     assert!(!pod_address(&result).ends_with(":ff0f:0:0:1"), "{result}");
-    release.del("ctr-knob", &pod.path(), &conf).ok();
+    release.del("ctr-knob", &pod.path(), &conf).assert_ok();
 
     // The tests' build does obey it: the tests that force collisions work.
     let hooked = Node::standard().with_test_hooks();
@@ -223,13 +223,13 @@ fn release_binary_has_no_hash_bits_knob() {
     let pod = Netns::new("-knob");
     let result = hooked
         .cni_with(&knob, "ADD", "ctr-knob", &pod.path(), "eth0", &conf)
-        .ok();
+        .assert_ok();
     let veth = result["interfaces"][0]["name"].as_str().unwrap_or_default();
     assert!(
         one_bit_names.contains(&veth),
         "the hooks build ignored the knob: {veth}"
     );
-    hooked.del("ctr-knob", &pod.path(), &conf).ok();
+    hooked.del("ctr-knob", &pod.path(), &conf).assert_ok();
 }
 
 /// GC deletes a stale attachment, and leaves every veth lacking one of our
@@ -242,8 +242,8 @@ fn gc_touches_only_veths_with_every_mark() {
     let node = Node::standard();
     let conf = node.conf("1.1.0");
     let (keep, stale) = (Netns::new("-gck"), Netns::new("-gcs"));
-    node.add("keep", &keep, &conf).ok();
-    node.add("stale", &stale, &conf).ok();
+    node.add("keep", &keep, &conf).assert_ok();
+    node.add("stale", &stale, &conf).assert_ok();
     let unmarks: [(&str, &[&str]); 3] = [
         ("renamed", &["name", "mycforeign0"]),
         ("bad alias", &["alias", "mycnet/-f/eth0"]),
@@ -252,7 +252,7 @@ fn gc_touches_only_veths_with_every_mark() {
     let mut foreign = Vec::new();
     for (i, (what, change)) in unmarks.into_iter().enumerate() {
         let pod = Netns::new("-gcf");
-        let result = node.add(&format!("foreign-{i}"), &pod, &conf).ok();
+        let result = node.add(&format!("foreign-{i}"), &pod, &conf).assert_ok();
         let veth = result["interfaces"][0]["name"]
             .as_str()
             .unwrap()
@@ -318,14 +318,14 @@ fn network_names_fit_every_derived_object() {
         assert_eq!(node.ns.state(), node_before, "{length}: the node changed");
     }
     let longest = named(244);
-    node.add("c1", &pod, &longest).ok();
+    node.add("c1", &pod, &longest).assert_ok();
     assert!(pod.ping(&node.address), "the longest name's pod is wired");
     let chains = node.ns.run(&["nft", "list", "chains"]);
     assert!(
         chains.contains(&format!("overlay-in-{}", "n".repeat(244))),
         "{chains}"
     );
-    node.del("c1", &pod.path(), &longest).ok();
+    node.del("c1", &pod.path(), &longest).assert_ok();
 }
 
 /// The minor ones: `%` in CNI_IFNAME is code 4; an empty CNI_COMMAND is

@@ -86,7 +86,7 @@ fn a_dormant_table_is_noticed_and_woken_by_the_next_add() {
     let node = Node::standard();
     let conf = node.conf("1.1.0");
     let (pod, other) = (Netns::new("-dorm"), Netns::new("-dorm2"));
-    let result = node.add("ctr-dorm", &pod, &conf).ok();
+    let result = node.add("ctr-dorm", &pod, &conf).assert_ok();
     node.ns
         .run(&["nft", "add", "table", "inet", TABLE, "{ flags dormant; }"]);
     let msg = node.check("ctr-dorm", &pod, &result, "1.1.0").error(11);
@@ -97,7 +97,7 @@ fn a_dormant_table_is_noticed_and_woken_by_the_next_add() {
             .contains("source filter: table inet mycelium-cni was altered: the table is dormant"),
         "list: {listing}"
     );
-    node.add("ctr-dorm2", &other, &conf).ok();
+    node.add("ctr-dorm2", &other, &conf).assert_ok();
     let table = node.ns.run(&["nft", "list", "table", "inet", TABLE]);
     assert!(
         !table.contains("dormant"),
@@ -105,11 +105,15 @@ fn a_dormant_table_is_noticed_and_woken_by_the_next_add() {
     );
     assert!(
         node.check("ctr-dorm", &pod, &result, "1.1.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
     // And the filter works again: a forged source towards the neighbour.
-    let neighbour = pod_address(&node.add("ctr-dorm3", &Netns::new("-dorm3"), &conf).ok());
+    let neighbour = pod_address(
+        &node
+            .add("ctr-dorm3", &Netns::new("-dorm3"), &conf)
+            .assert_ok(),
+    );
     let (_, before) = source_filter_drops(&node);
     pod.ip(&[
         "-6",
@@ -144,7 +148,7 @@ fn a_chain_without_its_hook_is_noticed_and_hooked_by_the_next_add() {
     let node = Node::standard();
     let conf = node.conf("1.1.0");
     let (pod, other) = (Netns::new("-hook"), Netns::new("-hook2"));
-    let result = node.add("ctr-hook", &pod, &conf).ok();
+    let result = node.add("ctr-hook", &pod, &conf).assert_ok();
     // The same table with the same rules, pod-source without its hook.
     let table = node.ns.run(&["nft", "list", "table", "inet", TABLE]);
     let hookless: String = table
@@ -160,14 +164,14 @@ fn a_chain_without_its_hook_is_noticed_and_hooked_by_the_next_add() {
     std::fs::remove_file(&file).ok();
     let msg = node.check("ctr-hook", &pod, &result, "1.1.0").error(11);
     assert!(msg.contains("hook"), "CHECK: {msg}");
-    node.add("ctr-hook2", &other, &conf).ok();
+    node.add("ctr-hook2", &other, &conf).assert_ok();
     let chain = node
         .ns
         .run(&["nft", "list", "chain", "inet", TABLE, "pod-source"]);
     assert!(chain.contains("hook prerouting priority raw"), "{chain}");
     assert!(
         node.check("ctr-hook", &pod, &result, "1.1.0")
-            .ok()
+            .assert_ok()
             .is_null()
     );
 }
@@ -189,7 +193,7 @@ fn networks_whose_names_collide_are_refused_not_shared() {
     let replies = named("net162789", json!({"overlayIngress": "replies"}));
     let open = named("net379192", json!({}));
     let (first, second) = (Netns::new("-col1"), Netns::new("-col2"));
-    let result = node.add("ctr-col1", &first, &replies).ok();
+    let result = node.add("ctr-col1", &first, &replies).assert_ok();
     let before = node.ns.state();
     let msg = node.add("ctr-col2", &second, &open).error(7);
     assert!(
@@ -218,7 +222,7 @@ fn networks_whose_names_collide_are_refused_not_shared() {
     strict["name"] = "net162789".into();
     strict["overlayIngress"] = "replies".into();
     let (third, fourth) = (Netns::new("-col3"), Netns::new("-col4"));
-    let bare_result = quiet.add("ctr-col3", &third, &bare).ok();
+    let bare_result = quiet.add("ctr-col3", &third, &bare).assert_ok();
     let msg = quiet.add("ctr-col4", &fourth, &strict).error(7);
     assert!(
         msg.contains("net162789") && msg.contains("net379192"),
@@ -269,7 +273,7 @@ fn the_unspecified_source_is_only_for_duplicate_address_detection() {
     let node = Node::standard();
     let conf = node.conf("1.0.0");
     let pod = Netns::new("-unsp");
-    node.add("ctr-unsp", &pod, &conf).ok();
+    node.add("ctr-unsp", &pod, &conf).assert_ok();
     count_unspecified(&node.ns);
     // The pod resolves its gateway first, or the raw packet waits for it.
     assert!(pod.ping(&node.address));
@@ -304,7 +308,7 @@ fn a_solicitation_flood_from_a_pod_leaves_the_node_able_to_reach_every_pod() {
         Netns::new("-flood"),
         [Netns::new("-fl1"), Netns::new("-fl2")],
     );
-    let result = node.add("ctr-flood", &flooder, &conf).ok();
+    let result = node.add("ctr-flood", &flooder, &conf).assert_ok();
     let host_veth = result["interfaces"][0]["name"]
         .as_str()
         .unwrap()
@@ -312,7 +316,7 @@ fn a_solicitation_flood_from_a_pod_leaves_the_node_able_to_reach_every_pod() {
     let addresses: Vec<String> = others
         .iter()
         .enumerate()
-        .map(|(i, ns)| pod_address(&node.add(&format!("ctr-fl{i}"), ns, &conf).ok()))
+        .map(|(i, ns)| pod_address(&node.add(&format!("ctr-fl{i}"), ns, &conf).assert_ok()))
         .collect();
     // What filled the table: 1,500 solicitations, each from its own source.
     send_raw(&flooder, "ns", "", "fe80::1", 1_500);
@@ -353,7 +357,7 @@ fn gc_removes_a_networks_chains_with_its_last_pod() {
     let mut conf = node.conf("1.1.0");
     conf["overlayIngress"] = "replies".into();
     let pod = Netns::new("-gcch");
-    let result = node.add("ctr-gcch", &pod, &conf).ok();
+    let result = node.add("ctr-gcch", &pod, &conf).assert_ok();
     let chains = node.ns.run(&["nft", "list", "chains"]);
     assert!(
         chains.contains("overlay-in-mycnet") && chains.contains("egress-mycnet"),
@@ -368,7 +372,7 @@ fn gc_removes_a_networks_chains_with_its_last_pod() {
             .run(&["nft", "list", "chains"])
             .contains("overlay-in-mycnet")
     );
-    node.del("ctr-gcch", &pod.path(), &conf).ok();
+    node.del("ctr-gcch", &pod.path(), &conf).assert_ok();
     gc["cni.dev/valid-attachments"] = json!([]);
     assert_eq!(node.run(&[("CNI_COMMAND", "GC")], &gc.to_string()).code, 0);
     let table = node.ns.run(&["nft", "list", "table", "inet", TABLE]);

@@ -69,7 +69,7 @@ fn conf(network: &str, ingress: Value) -> Value {
 /// A pod attached to `conf` on `node`: its namespace and address.
 fn pod(node: &Node, container: &str, conf: &Value) -> (Netns, String, Value) {
     let ns = Netns::new("-ipod");
-    let result = node.add(container, &ns, conf).ok();
+    let result = node.add(container, &ns, conf).assert_ok();
     (ns, pod_address(&result), result)
 }
 
@@ -235,7 +235,7 @@ fn del_and_gc_leave_nothing_and_gc_adopts_earlier_pods() {
     };
     let before = state();
     let (p1, a1, _) = pod(node, "ctr-1", &replies);
-    node.del("ctr-1", &p1.path(), &replies).ok();
+    node.del("ctr-1", &p1.path(), &replies).assert_ok();
     assert_eq!(state(), before, "DEL left links or routes");
     let ruleset = node.ns.run(&["nft", "list", "ruleset"]);
     assert!(
@@ -261,7 +261,7 @@ fn del_and_gc_leave_nothing_and_gc_adopts_earlier_pods() {
         requests.len() - labelled,
         "killed ADDs left no veths"
     );
-    gc(node, &replies, &[]).ok();
+    gc(node, &replies, &[]).assert_ok();
     assert!(
         node.host_veths().is_empty(),
         "GC left {:?}",
@@ -277,7 +277,7 @@ fn del_and_gc_leave_nothing_and_gc_adopts_earlier_pods() {
         .ip(&["link", "set", "dev", &veth, "group", "default"]);
     let (b1_ns, _, _) = pod(&nodes.b, "ctr-b1", &open);
     assert!(b1_ns.ping(&old), "earlier pod reachable while open");
-    gc(node, &replies, &["ctr-old"]).ok();
+    gc(node, &replies, &["ctr-old"]).assert_ok();
     assert!(!b1_ns.ping(&old), "the earlier pod is still open after GC");
     assert!(node.ns.ping(&old), "node -> earlier pod after GC");
 }
@@ -308,14 +308,14 @@ fn check_fails_when_the_ruleset_was_flushed_and_add_restores() {
             .a
             .cni("CHECK", "ctr-a1", &a1_ns.path(), "eth0", &check)
     };
-    run_check().ok();
+    run_check().assert_ok();
     assert!(!b1_ns.ping(&a1), "before the flush");
     nodes.a.ns.run(&["nft", "flush", "ruleset"]);
     let failed = run_check().error(11);
     assert!(failed.contains("next ADD"), "{failed}");
     assert!(b1_ns.ping(&a1), "the flush did not open the pod");
     let (_a2, _, _) = pod(&nodes.a, "ctr-a2", &replies);
-    run_check().ok();
+    run_check().assert_ok();
     assert!(!b1_ns.ping(&a1), "the next ADD did not restore the control");
 }
 
@@ -368,7 +368,7 @@ fn ten_thousand_listed_prefixes_install_with_one_add() {
     // A shorter list: the set's content is replaced, in the next ADD's batch.
     let shorter = conf("mcbig", json!(["4dd::/16"]));
     let other = Netns::new("-big2");
-    nodes.a.add("ctr-big2", &other, &shorter).ok();
+    nodes.a.add("ctr-big2", &other, &shorter).assert_ok();
     let set = nodes
         .a
         .ns

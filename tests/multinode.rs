@@ -14,11 +14,11 @@ fn pods_on_two_nodes_reach_each_other() {
     let result_a = cluster
         .a
         .add("ctr-a", &pod_a, &cluster.a.conf("1.0.0"))
-        .ok();
+        .assert_ok();
     let result_b = cluster
         .b
         .add("ctr-b", &pod_b, &cluster.b.conf("1.0.0"))
-        .ok();
+        .assert_ok();
     let (address_a, address_b) = (pod_address(&result_a), pod_address(&result_b));
     assert!(
         address_a.starts_with("5fd:a395:1a8d:501d:ff0f:"),
@@ -36,11 +36,11 @@ fn pods_on_two_nodes_reach_each_other() {
     cluster
         .a
         .del("ctr-a", &pod_a.path(), &cluster.a.conf("1.0.0"))
-        .ok();
+        .assert_ok();
     assert!(!pod_b.ping(&address_a), "pod a still answers after DEL");
     cluster
         .b
         .del("ctr-b", &pod_b.path(), &cluster.b.conf("1.0.0"))
-        .ok();
+        .assert_ok();
     assert!(cluster.a.host_veths().is_empty() && cluster.b.host_veths().is_empty());
 }

@@ -178,7 +178,7 @@ fn doctor_reports_findings_with_fixes() {
         "{report}"
     );
     let pod = Netns::new("-doc");
-    node.add("ctr-doc", &pod, &node.conf("1.0.0")).ok();
+    node.add("ctr-doc", &pod, &node.conf("1.0.0")).assert_ok();
     let (code, report) = human(&node, &args);
     assert_eq!(code, 0, "{report}");
     assert!(
@@ -205,7 +205,7 @@ fn doctor_reports_findings_with_fixes() {
     rep_conf["name"] = "rep".into();
     rep_conf["overlayIngress"] = "replies".into();
     let rep_pod = Netns::new("-doc");
-    node.add("ctr-rep", &rep_pod, &rep_conf).ok();
+    node.add("ctr-rep", &rep_pod, &rep_conf).assert_ok();
     let (code, report) = human(&node, &args);
     assert_eq!(code, 0, "{report}");
     assert!(
@@ -265,7 +265,7 @@ fn list_shows_every_attachment_from_the_kernel() {
         addresses.push(pod_address(
             &node
                 .add(&format!("ctr-list-{i}"), pod, &node.conf("1.0.0"))
-                .ok(),
+                .assert_ok(),
         ));
     }
     let (code, table) = human(&node, &["list", "--interface", TUN]);
@@ -308,9 +308,9 @@ fn log_file_gets_one_line_per_command_and_never_blocks_it() {
     conf["logFile"] = log.to_string_lossy().into_owned().into();
     let pod = Netns::new("-log");
     let outcome = node.add("ctr-log", &pod, &conf);
-    outcome.ok();
+    outcome.assert_ok();
     assert!(!outcome.stdout.contains("ms\n"), "log line on stdout");
-    node.del("ctr-log", &pod.path(), &conf).ok();
+    node.del("ctr-log", &pod.path(), &conf).assert_ok();
     node.ns.ip(&["link", "set", TUN, "down"]);
     node.add("ctr-log2", &pod, &conf).error(11);
     let text = std::fs::read_to_string(&log).unwrap();
@@ -340,7 +340,8 @@ fn log_file_gets_one_line_per_command_and_never_blocks_it() {
         TUN,
     ]);
     conf["logLevel"] = "error".into();
-    node.add("ctr-log3", &Netns::new("-log3"), &conf).ok();
+    node.add("ctr-log3", &Netns::new("-log3"), &conf)
+        .assert_ok();
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
 
     // A log file in a missing directory costs the line, not the command.
@@ -350,7 +351,8 @@ fn log_file_gets_one_line_per_command_and_never_blocks_it() {
         .into_owned()
         .into();
     conf["logLevel"] = "info".into();
-    node.add("ctr-log4", &Netns::new("-log4"), &conf).ok();
+    node.add("ctr-log4", &Netns::new("-log4"), &conf)
+        .assert_ok();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -522,7 +524,7 @@ fn a_node_whose_64_changed() {
     let results: Vec<_> = pods
         .iter()
         .enumerate()
-        .map(|(i, pod)| node.add(&format!("ctr-old{i}"), pod, &conf).ok())
+        .map(|(i, pod)| node.add(&format!("ctr-old{i}"), pod, &conf).assert_ok())
         .collect();
     let doctor = ["doctor", "--interface", TUN, "--conf", "/nonexistent"];
     let (_, report) = human(&node, &doctor);
@@ -565,7 +567,7 @@ fn a_node_whose_64_changed() {
     );
 
     let new_pod = Netns::new("-pfx");
-    let fresh = pod_address(&node.add("ctr-new", &new_pod, &conf).ok());
+    let fresh = pod_address(&node.add("ctr-new", &new_pod, &conf).assert_ok());
     assert!(fresh.starts_with("4aa:1:2:3:ff0f:"), "{fresh}");
     let (_, table) = human(&node, &["list", "--interface", TUN]);
     let new_row = table.lines().find(|l| l.contains("ctr-new")).expect("row");
@@ -575,8 +577,9 @@ fn a_node_whose_64_changed() {
 
     // Restarting those pods (DEL, then ADD) clears the failure.
     for (i, pod) in pods.iter().enumerate() {
-        node.del(&format!("ctr-old{i}"), &pod.path(), &conf).ok();
-        node.add(&format!("ctr-old{i}"), pod, &conf).ok();
+        node.del(&format!("ctr-old{i}"), &pod.path(), &conf)
+            .assert_ok();
+        node.add(&format!("ctr-old{i}"), pod, &conf).assert_ok();
     }
     let (code, report) = human(&node, &doctor);
     assert!(

@@ -447,7 +447,7 @@ fn daemon_down_and_back(line: &mut Line, pods: &Pods) {
         .a
         .node
         .del("ctr-late", &late.path(), &line.a.conf(NETWORK));
-    del.ok();
+    del.assert_ok();
 
     line.a.start_daemon();
     let up = line.a.wait_up(Duration::from_secs(15));
@@ -505,7 +505,7 @@ fn no_leftovers(line: &mut Line, pods: Pods) {
     {
         node.node
             .del(&pod.container, &pod.ns.path(), &pod.conf)
-            .ok();
+            .assert_ok();
     }
     for node in [&line.a, &line.c] {
         // Our host veths: `myc` names, the daemon's TUN aside.
@@ -676,7 +676,7 @@ fn daemonset_install_waits_for_the_daemon() {
     );
     node.node
         .del(&pod.container, &pod.ns.path(), &pod.conf)
-        .ok();
+        .assert_ok();
 }
 
 /// A child killed (by its PID, SIGKILL) and reaped on drop unless it has

@@ -38,9 +38,12 @@ fn pod_traffic_crosses_forward_where_network_policy_rules_decide() {
     let cluster = Cluster::new();
     let (a, b) = (&cluster.a, &cluster.b);
     let (target, neighbour, remote) = (Netns::new("-pt"), Netns::new("-pn"), Netns::new("-pr"));
-    let target_ip = pod_address(&a.add("ctr-target", &target, &a.conf("1.0.0")).ok());
-    let neighbour_ip = pod_address(&a.add("ctr-neighbour", &neighbour, &a.conf("1.0.0")).ok());
-    let remote_ip = pod_address(&b.add("ctr-remote", &remote, &b.conf("1.0.0")).ok());
+    let target_ip = pod_address(&a.add("ctr-target", &target, &a.conf("1.0.0")).assert_ok());
+    let neighbour_ip = pod_address(
+        &a.add("ctr-neighbour", &neighbour, &a.conf("1.0.0"))
+            .assert_ok(),
+    );
+    let remote_ip = pod_address(&b.add("ctr-remote", &remote, &b.conf("1.0.0")).assert_ok());
 
     // Pod-to-pod on one node and from another node: both through FORWARD.
     forward_rule(a, &["-A", "FORWARD", "-s", &neighbour_ip, "-d", &target_ip]);

@@ -37,14 +37,14 @@ fn ip_arg_and_runtime_config_give_exactly_that_address() {
     let wanted_b = format!("{PREFIX}:11");
 
     // IP= without IgnoreUnknown: a key the plugin knows.
-    let result_a = add_asking(&node, "ctr-ipa", &pod_a, &wanted_a).ok();
+    let result_a = add_asking(&node, "ctr-ipa", &pod_a, &wanted_a).assert_ok();
     assert_eq!(
         result_a["ips"][0]["address"],
         format!("{wanted_a}/128"),
         "IP= address in the result"
     );
     let conf_b = conf_asking(&node, &[&format!("{wanted_b}/64")]);
-    let result_b = node.add("ctr-ipb", &pod_b, &conf_b).ok();
+    let result_b = node.add("ctr-ipb", &pod_b, &conf_b).assert_ok();
     assert_eq!(
         pod_address(&result_b),
         wanted_b,
@@ -64,10 +64,13 @@ fn ip_arg_and_runtime_config_give_exactly_that_address() {
         assert!(node.ns.ping(wanted), "node -> {wanted}");
     }
     assert!(pod_a.ping(&wanted_b), "pod a -> pod b");
-    node.check("ctr-ipa", &pod_a, &result_a, "1.0.0").ok();
-    node.check("ctr-ipb", &pod_b, &result_b, "1.0.0").ok();
-    node.del("ctr-ipa", &pod_a.path(), &node.conf("1.0.0")).ok();
-    node.del("ctr-ipb", &pod_b.path(), &conf_b).ok();
+    node.check("ctr-ipa", &pod_a, &result_a, "1.0.0")
+        .assert_ok();
+    node.check("ctr-ipb", &pod_b, &result_b, "1.0.0")
+        .assert_ok();
+    node.del("ctr-ipa", &pod_a.path(), &node.conf("1.0.0"))
+        .assert_ok();
+    node.del("ctr-ipb", &pod_b.path(), &conf_b).assert_ok();
     assert!(node.host_veths().is_empty(), "veths after DEL");
 }
 
@@ -80,7 +83,7 @@ fn refused_requests_leave_nothing_behind() {
     let node = Node::standard();
     let holder = Netns::new("-hold");
     let taken = format!("{PREFIX}:20");
-    add_asking(&node, "ctr-hold", &holder, &taken).ok();
+    add_asking(&node, "ctr-hold", &holder, &taken).assert_ok();
 
     let node_address = node.address.clone();
     let cases: [(&str, u64, &str); 6] = [
@@ -115,7 +118,8 @@ fn refused_requests_leave_nothing_behind() {
         assert!(msg.contains(says), "IP={ip}: {msg}");
         assert_eq!(node.ns.state(), node_before, "IP={ip}: node changed");
         assert_eq!(pod.state(), pod_before, "IP={ip}: pod changed");
-        node.del(&container, &pod.path(), &node.conf("1.0.0")).ok();
+        node.del(&container, &pod.path(), &node.conf("1.0.0"))
+            .assert_ok();
     }
     // The same refusals come from runtimeConfig.ips, with code 7.
     let pod = Netns::new("-rc");
@@ -130,7 +134,7 @@ fn refused_requests_leave_nothing_behind() {
     // The DEL a runtime sends after that failed ADD carries the same
     // runtimeConfig, and must succeed.
     node.del("ctr-rc", &pod.path(), &conf_asking(&node, &["nope"]))
-        .ok();
+        .assert_ok();
     let msg = node
         .add("ctr-rc", &pod, &conf_asking(&node, &[&taken]))
         .error(103);
@@ -148,7 +152,7 @@ fn derived_candidates_step_past_a_requested_address() {
     let node = Node::standard().with_test_hooks();
     let (asked, derived) = (Netns::new("-ask"), Netns::new("-der"));
     let held = format!("{PREFIX}ff0f::");
-    add_asking(&node, "ctr-ask", &asked, &held).ok();
+    add_asking(&node, "ctr-ask", &asked, &held).assert_ok();
     let outcome = node.cni_with(
         &[("MYCELIUM_CNI_TEST_HASH_BITS", "1")],
         "ADD",
@@ -157,7 +161,10 @@ fn derived_candidates_step_past_a_requested_address() {
         "eth0",
         &node.conf("1.0.0"),
     );
-    assert_eq!(pod_address(&outcome.ok()), format!("{PREFIX}ff0f::1"));
+    assert_eq!(
+        pod_address(&outcome.assert_ok()),
+        format!("{PREFIX}ff0f::1")
+    );
 }
 
 #[test]
@@ -181,7 +188,7 @@ fn twenty_concurrent_requests_for_twenty_addresses() {
                     } else {
                         node.add(&format!("ctr-c{i}"), pod, &conf_asking(node, &[ip]))
                     };
-                    pod_address(&outcome.ok())
+                    pod_address(&outcome.assert_ok())
                 })
             })
             .collect();
@@ -196,7 +203,7 @@ fn twenty_concurrent_requests_for_twenty_addresses() {
     }
     for (i, pod) in pods.iter().enumerate() {
         node.del(&format!("ctr-c{i}"), &pod.path(), &node.conf("1.0.0"))
-            .ok();
+            .assert_ok();
     }
     assert!(node.host_veths().is_empty(), "veths after DEL");
     let routes = node.ns.ip(&["-6", "route"]);

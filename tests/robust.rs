@@ -34,7 +34,7 @@ fn add_all(node: &Node, pods: &[Netns], conf: &Value, extra: &[(&str, &str)]) ->
                 scope.spawn(move || {
                     let outcome =
                         node.cni_with(extra, "ADD", &format!("ctr-{i}"), &pod.path(), "eth0", conf);
-                    pod_address(&outcome.ok())
+                    pod_address(&outcome.assert_ok())
                 })
             })
             .collect();
@@ -50,7 +50,7 @@ fn del_all(node: &Node, pods: &[Netns], conf: &Value, extra: &[(&str, &str)]) {
         for (i, pod) in pods.iter().enumerate() {
             scope.spawn(move || {
                 node.cni_with(extra, "DEL", &format!("ctr-{i}"), &pod.path(), "eth0", conf)
-                    .ok()
+                    .assert_ok()
             });
         }
     });
@@ -98,7 +98,7 @@ fn parallel_adds_and_dels_then_a_storm() {
                     let command = if state[slot] { "DEL" } else { "ADD" };
                     let pod = &pods[index];
                     node.cni(command, &format!("ctr-{index}"), &pod.path(), "eth0", conf)
-                        .ok();
+                        .assert_ok();
                     state[slot] = !state[slot];
                 }
                 for (slot, added) in state.iter().enumerate() {
@@ -111,7 +111,7 @@ fn parallel_adds_and_dels_then_a_storm() {
                             "eth0",
                             conf,
                         )
-                        .ok();
+                        .assert_ok();
                     }
                 }
             });
@@ -153,8 +153,8 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
     // One full ADD/DEL first, so forwarding and accept_ra are already set
     // (those host changes are intended and not undone).
     let warm = Netns::new("-warm");
-    node.add("ctr-warm", &warm, &conf).ok();
-    node.del("ctr-warm", &warm.path(), &conf).ok();
+    node.add("ctr-warm", &warm, &conf).assert_ok();
+    node.del("ctr-warm", &warm.path(), &conf).assert_ok();
     let node_before = node.ns.state();
     let sysctls_before = sysctls(&node);
 
@@ -173,8 +173,8 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
         let killed = node.killed_add_at_request(n, &container, &path, &conf);
         if n > requests.len() {
             // Past the last request: ADD completes, so the count above is right.
-            killed.ok();
-            node.del(&container, &path, &conf).ok();
+            killed.assert_ok();
+            node.del(&container, &path, &conf).assert_ok();
             assert_eq!(node.ns.state(), node_before);
             continue;
         }
@@ -201,7 +201,7 @@ fn killed_mid_add_leaves_nothing_after_del_or_gc() {
             let outcome = node.run(&[("CNI_COMMAND", "GC")], &gc.to_string());
             assert_eq!(outcome.code, 0, "request {n}: GC {}", outcome.stdout);
         } else {
-            node.del(&container, &path, &conf).ok();
+            node.del(&container, &path, &conf).assert_ok();
         }
         assert_eq!(
             node.ns.state(),
@@ -368,7 +368,7 @@ fn renamed_interface_and_foreign_claims() {
         .ip(&["-6", "route", "add", foreign_route, "dev", "lo"]);
     let result = node
         .cni_with(&hook, "ADD", "ctr-ren", &pod.path(), "eth0", &conf)
-        .ok();
+        .assert_ok();
     assert_eq!(pod_address(&result), "5fd:a395:1a8d:501d:ff0f::1");
     assert!(pod.ping(&node.address));
     // Both derivable names taken (ours, and a foreign link on the other):
@@ -395,9 +395,9 @@ fn renamed_interface_and_foreign_claims() {
         "first pod broken by the failed ADD"
     );
     node.cni_with(&hook, "DEL", "ctr-ren2", &pod2.path(), "eth0", &conf)
-        .ok();
+        .assert_ok();
     node.cni_with(&hook, "DEL", "ctr-ren", &pod.path(), "eth0", &conf)
-        .ok();
+        .assert_ok();
     let routes = node.ns.ip(&["-6", "route"]);
     assert!(
         routes.contains("5fd:a395:1a8d:501d:ff0f:: dev lo"),
@@ -441,7 +441,7 @@ fn uplink_keeps_accepting_router_advertisements() {
 
     let pod = Netns::new("-ra");
     let outcome = node.add("ctr-ra", &pod, &node.conf("1.0.0"));
-    outcome.ok();
+    outcome.assert_ok();
     assert!(
         outcome.stderr.contains("net.ipv6.conf.uplink0.accept_ra=2"),
         "{}",

@@ -44,9 +44,9 @@ fn service_with_backend_on_the_same_node() {
     let node = Node::standard();
     let conf = conf_with_service_route(&node);
     let (client, backend) = (Netns::new("-cli"), Netns::new("-bk"));
-    let client_result = node.add("ctr-client", &client, &conf).ok();
+    let client_result = node.add("ctr-client", &client, &conf).assert_ok();
     let client_address = pod_address(&client_result);
-    let backend_address = pod_address(&node.add("ctr-backend", &backend, &conf).ok());
+    let backend_address = pod_address(&node.add("ctr-backend", &backend, &conf).assert_ok());
     assert_eq!(
         client_result["routes"][1],
         json!({"dst": SERVICE_CIDR, "gw": "fe80::1"})
@@ -68,7 +68,7 @@ fn service_with_backend_on_the_same_node() {
     let path = client.path();
     assert!(
         node.cni("CHECK", "ctr-client", &path, "eth0", &check_conf)
-            .ok()
+            .assert_ok()
             .is_null()
     );
     client.ip(&["-6", "route", "del", SERVICE_CIDR]);
@@ -97,7 +97,7 @@ fn node_add(node: &Node, container: &str, pod: &Netns) -> String {
     pod_address(
         &node
             .add(container, pod, &conf_with_service_route(node))
-            .ok(),
+            .assert_ok(),
     )
 }
 
@@ -112,7 +112,7 @@ fn default_route_option_reaches_beyond_the_overlay() {
     let mut conf = node.conf("1.0.0");
     conf["egress"] = "overlay".into();
     conf["defaultRoute"] = true.into();
-    let result = node.add("ctr-def", &pod, &conf).ok();
+    let result = node.add("ctr-def", &pod, &conf).assert_ok();
     assert_eq!(result["routes"][1], json!({"dst": "::/0", "gw": "fe80::1"}));
     assert!(
         pod.ip(&["-6", "route"])
@@ -125,7 +125,7 @@ fn default_route_option_reaches_beyond_the_overlay() {
     let plain = Netns::new("-nodef");
     let mut plain_conf = node.conf("1.0.0");
     plain_conf["egress"] = "overlay".into();
-    node.add("ctr-nodef", &plain, &plain_conf).ok();
+    node.add("ctr-nodef", &plain, &plain_conf).assert_ok();
     assert!(
         !plain.ping("2001:db8:77::1"),
         "without defaultRoute nothing outside 400::/7 is routed"

@@ -407,7 +407,7 @@ impl Outcome {
     }
 
     /// Asserts success and returns the result document.
-    pub fn ok(&self) -> Value {
+    pub fn assert_ok(&self) -> Value {
         assert_eq!(
             self.code, 0,
             "plugin failed: {} {}",

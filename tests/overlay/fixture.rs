@@ -391,7 +391,7 @@ pub struct Pod {
 impl Pod {
     pub fn attach(node: &OverlayNode, container: &str, conf: Value) -> Pod {
         let ns = Netns::new("-ovlpod");
-        let result = node.node.add(container, &ns, &conf).ok();
+        let result = node.node.add(container, &ns, &conf).assert_ok();
         let address = crate::common::pod_address(&result);
         Pod {
             ns,
