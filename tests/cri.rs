@@ -11,7 +11,7 @@ mod common;
 #[path = "cri/fixture.rs"]
 mod fixture;
 
-use common::{TUN, binary, require_root, source_filter_drops};
+use common::{NET_V4, NODE_V4, Server, TUN, Uplink, binary, require_root, source_filter_drops};
 use fixture::{Containerd, PAGE, Pod, WEB_PORT};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
@@ -31,6 +31,7 @@ fn kubelet_calls_through_containerd_cri() {
     let baseline = cri.node.ns.state();
     let mut p1 = pod_up(&cri);
     let mut p2 = traffic(&cri, &mut p1);
+    egress(&cri, &p1);
     teardown(&cri, &p1);
     restart(&mut cri, &mut p2);
     concurrency(&cri);
@@ -209,6 +210,35 @@ fn traffic(cri: &Containerd, p1: &mut Pod) -> Pod {
     assert_eq!(cri.exec(p1, &del).0, 0, "{CHECK}: remove forged address");
     assert_eq!(ping(p1, &p2.ip).0, 0, "{CHECK}: pod -> second pod after");
     p2
+}
+
+/// 3b. Egress (on by default, `nat`): the container reaches an IPv4-only
+///     server behind the node, which sees the node's address, and has a
+///     node-local IPv4 address, while the IP kubelet would publish
+///     (PodSandboxStatus) stays the overlay address.
+fn egress(cri: &Containerd, p1: &Pod) {
+    const CHECK: &str = "3b egress";
+    let uplink = Uplink::new(&cri.node);
+    let _server = Server::start(&uplink.net, 8081, "outside");
+    let get = format!("nc -w 3 {NET_V4} 8081 </dev/null");
+    let (code, reply) = cri.exec(p1, &["sh", "-c", &get]);
+    assert_eq!(
+        (code, reply.as_str()),
+        (0, format!("outside ::ffff:{NODE_V4}").as_str()),
+        "{CHECK}: the container -> an IPv4-only server, as the node"
+    );
+    let (_, addresses) = cri.exec(p1, &["ip", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(
+        addresses.contains("inet 198.18."),
+        "{CHECK}: the container's IPv4 address: {addresses}"
+    );
+    let published = cri.pod_ip(&p1.id);
+    assert!(
+        published.starts_with(PREFIX),
+        "{CHECK}: PodSandboxStatus IP {published:?} is not the overlay address"
+    );
+    // The uplink goes with its namespace: the node is as at the baseline.
+    drop(uplink);
 }
 
 fn lists(list: &str, item: &str) -> bool {

@@ -8,54 +8,15 @@
 mod common;
 
 use common::{
-    Cluster, Netns, Node, Server, pod_address, require_root, source_filter_drops, tcp_get,
+    Cluster, NET_V4, NET_V6, NODE_V4, NODE_V6, Netns, Node, Server, Uplink, pod_address,
+    require_root, source_filter_drops, tcp_get,
 };
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 
-const NODE_V4: &str = "203.0.113.1";
-const NET_V4: &str = "203.0.113.2";
-const NODE_V6: &str = "2001:db8:e::1";
-const NET_V6: &str = "2001:db8:e::2";
 /// What the test resolver answers for every A query.
 const RESOLVED: &str = "203.0.113.80";
 const POOL: &str = "198.18.0.0/16";
-
-/// The node's uplink into an "internet" namespace that routes nothing back
-/// to the pods: only NAT makes their connections work.
-struct Uplink {
-    net: Netns,
-}
-
-impl Uplink {
-    fn new(node: &Node) -> Uplink {
-        let net = Netns::new("-inet");
-        net.ip(&["link", "set", "lo", "up"]);
-        node.ns.ip(&[
-            "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &net.name,
-        ]);
-        for (ns, dev, v4, v6) in [
-            (&node.ns, "up0", NODE_V4, NODE_V6),
-            (&net, "eth0", NET_V4, NET_V6),
-        ] {
-            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", dev]);
-            ns.ip(&[
-                "-6",
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
-            ns.ip(&["link", "set", dev, "up"]);
-        }
-        node.ns.ip(&["route", "add", "default", "via", NET_V4]);
-        node.ns
-            .ip(&["-6", "route", "add", "default", "via", NET_V6]);
-        Uplink { net }
-    }
-}
 
 /// A DNS server on NET_V4:53 (UDP, IPv4 only) answering every A query with
 /// RESOLVED; stopped on drop.

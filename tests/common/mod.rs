@@ -656,3 +656,44 @@ pub fn tcp_get(ns: &Netns, address: &str, port: u16) -> String {
         .expect("spawn client");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Addresses of a node's uplink (`Uplink`): the node and the "internet".
+pub const NODE_V4: &str = "203.0.113.1";
+pub const NET_V4: &str = "203.0.113.2";
+pub const NODE_V6: &str = "2001:db8:e::1";
+pub const NET_V6: &str = "2001:db8:e::2";
+/// The node's uplink into an "internet" namespace that routes nothing back
+/// to the pods: only NAT makes their connections work.
+pub struct Uplink {
+    pub net: Netns,
+}
+
+impl Uplink {
+    pub fn new(node: &Node) -> Uplink {
+        let net = Netns::new("-inet");
+        net.ip(&["link", "set", "lo", "up"]);
+        node.ns.ip(&[
+            "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &net.name,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&node.ns, "up0", NODE_V4, NODE_V6),
+            (&net, "eth0", NET_V4, NET_V6),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", dev]);
+            ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            ns.ip(&["link", "set", dev, "up"]);
+        }
+        node.ns.ip(&["route", "add", "default", "via", NET_V4]);
+        node.ns
+            .ip(&["-6", "route", "add", "default", "via", NET_V6]);
+        Uplink { net }
+    }
+}
