@@ -226,9 +226,7 @@ fn count_icmp(ns: &Netns) {
 }
 
 fn icmp_seen(ns: &Netns) -> u64 {
-    let table = ns.run(&["nft", "list", "table", "inet", "mcni-icmp"]);
-    let after = table.split("counter packets ").nth(1).unwrap();
-    after.split(' ').next().unwrap().parse().unwrap()
+    common::counted(ns, "mcni-icmp")[0]
 }
 
 #[test]

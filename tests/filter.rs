@@ -34,12 +34,7 @@ fn count_echo_requests(ns: &Netns) {
 }
 
 fn echo_requests_seen(ns: &Netns) -> (u64, u64) {
-    let table = ns.run(&["nft", "list", "table", "inet", "mcni-test"]);
-    let counts: Vec<u64> = table
-        .lines()
-        .filter_map(|line| line.split("counter packets ").nth(1))
-        .map(|after| after.split(' ').next().unwrap().parse().unwrap())
-        .collect();
+    let counts = common::counted(ns, "mcni-test");
     (counts[0], counts[1])
 }
 

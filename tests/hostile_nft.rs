@@ -22,12 +22,7 @@ fn count_unspecified(ns: &Netns) {
 }
 
 fn unspecified_seen(ns: &Netns) -> (u64, u64) {
-    let table = ns.run(&["nft", "list", "table", "inet", "mcni-un"]);
-    let counts: Vec<u64> = table
-        .lines()
-        .filter_map(|line| line.split("counter packets ").nth(1))
-        .map(|after| after.split(' ').next().unwrap().parse().unwrap())
-        .collect();
+    let counts = common::counted(ns, "mcni-un");
     (counts[0], counts[1])
 }
 

@@ -697,3 +697,14 @@ impl Uplink {
         Uplink { net }
     }
 }
+
+/// The packet counts of the `counter`s in `ns`'s table `inet TABLE` (a
+/// counting table of the test's own), in rule order.
+pub fn counted(ns: &Netns, table: &str) -> Vec<u64> {
+    let listing = ns.run(&["nft", "list", "table", "inet", table]);
+    listing
+        .lines()
+        .filter_map(|line| line.split("counter packets ").nth(1))
+        .map(|after| after.split(' ').next().unwrap_or("0").parse().unwrap_or(0))
+        .collect()
+}
