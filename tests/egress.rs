@@ -325,7 +325,6 @@ fn fifty_parallel_adds_get_distinct_ipv4_and_dels_leave_nothing() {
     node.add("ctr-ewarm", &warm, &conf).ok();
     node.del("ctr-ewarm", &warm.path(), &conf).ok();
     let before = node_state(&node);
-    let ruleset_before = node.ns.run(&["nft", "list", "ruleset"]);
     let pods: Vec<Netns> = (0..50).map(|_| Netns::new("-e50")).collect();
     std::thread::scope(|scope| {
         for (i, pod) in pods.iter().enumerate() {
@@ -333,6 +332,8 @@ fn fifty_parallel_adds_get_distinct_ipv4_and_dels_leave_nothing() {
             scope.spawn(move || node.add(&format!("ctr-e50-{i}"), pod, conf).ok());
         }
     });
+    // ADD adds its pod's fast path elements; DEL leaves nf_tables alone.
+    let ruleset_before = node.ns.run(&["nft", "list", "ruleset"]);
     let mut addresses: Vec<String> = pods.iter().flat_map(ipv4_of).collect();
     assert!(addresses.iter().all(|a| in_pool(a)), "{addresses:?}");
     addresses.sort();

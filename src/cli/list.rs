@@ -3,7 +3,7 @@
 
 use super::{EXIT_OK, EXIT_PROBLEM, Outcome};
 use crate::plugin::attachments;
-use crate::plugin::filter;
+use crate::plugin::{fastpath, filter};
 
 pub fn list() -> Outcome {
     let rows = match attachments() {
@@ -54,6 +54,10 @@ pub fn list() -> Outcome {
     match state {
         Ok(state) => stdout.push_str(&format!("source filter: {state}\n")),
         Err(error) => stdout.push_str(&format!("source filter: {}\n", error.msg)),
+    }
+    match fastpath::Summary::read() {
+        Ok(summary) => stdout.push_str(&format!("{summary}\n")),
+        Err(error) => stdout.push_str(&format!("fast path: {}\n", error.msg)),
     }
     Outcome {
         stdout,

@@ -9,7 +9,7 @@ use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node::{self, Node};
 use super::pod::Pod;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
-use super::{egress, ingress, rules};
+use super::{egress, fastpath, ingress, rules};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{
@@ -41,6 +41,8 @@ struct Plan<'a> {
     routes: Vec<Ipv6Network>,
     /// With egress `nat`: the pool of the pod's IPv4 address.
     ipv4_pool: Option<Ipv4Network>,
+    /// With the source filter: the pod's addresses go into its fast path.
+    fast_path: bool,
 }
 
 pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
@@ -61,6 +63,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         mtu: conf.mtu.unwrap_or(node.mtu),
         routes: pod_routes(conf),
         ipv4_pool: conf.egress.pool(),
+        fast_path: conf.source_filter,
     };
     let pod_ifname = plan.pod_ifname;
     let mut pod = Pod::open(&env.netns)?;
@@ -215,9 +218,15 @@ fn configure(
             .wrap(format_args!("add route {route} via fe80::1 in pod"))?;
     }
     host::ensure_forwarding()?;
+    let mut claimed = vec![IpAddr::V6(address)];
     if let Some(pool) = plan.ipv4_pool {
         let (host_index, pod_index) = (host_veth.index, pod_link.index);
-        egress::configure_ipv4(host, &mut pod.nl, &plan.id, pool, host_index, pod_index)?;
+        let ipv4 =
+            egress::configure_ipv4(host, &mut pod.nl, &plan.id, pool, host_index, pod_index)?;
+        claimed.push(IpAddr::V4(ipv4));
+    }
+    if plan.fast_path {
+        fastpath::add(host_veth.index, &claimed);
     }
     Ok((address, pod_link))
 }

@@ -19,6 +19,7 @@
 //! `iifkind "veth"` keeps the Mycelium TUN (`mycelium` starts with `myc`
 //! too) out of it.
 
+use super::fastpath;
 use super::naming::HOST_VETH_PREFIX;
 use super::nft_table::{self, ChainSpec, ChainState, Rule, Snapshot, TABLE};
 use crate::cni::error::{CniError, CniResult, IO_FAILURE};
@@ -32,6 +33,8 @@ const IFNAMSIZ: usize = 16;
 const IPV6_SADDR_OFFSET: u32 = 8;
 /// The IPv4 header's source address: 4 bytes at offset 12.
 const IPV4_SADDR_OFFSET: u32 = 12;
+const RULE_FAST_IPV6: &str = "ipv6 fast path";
+const RULE_FAST_IPV4: &str = "ipv4 fast path";
 const RULE_IPV4_UNSPECIFIED: &str = "ipv4 from 0.0.0.0";
 const RULE_IPV4: &str = "ipv4 foreign source";
 const RULE_IPV6: &str = "ipv6 foreign source";
@@ -81,6 +84,10 @@ pub fn chain() -> ChainSpec {
         ),
         nft::cmp(nft::NFT_CMP_EQ, &[0; 4]),
     ];
+    let fast = |label, tail: Vec<Expr>| Rule {
+        label,
+        exprs: [from_host_veth(), tail].concat(),
+    };
     ChainSpec {
         name: CHAIN.into(),
         kind: "filter",
@@ -88,6 +95,8 @@ pub fn chain() -> ChainSpec {
         priority: nft::NF_IP_PRI_RAW,
         policy: nft::NF_ACCEPT,
         rules: vec![
+            fast(RULE_FAST_IPV6, fastpath::ipv6_rule()),
+            fast(RULE_FAST_IPV4, fastpath::ipv4_rule()),
             rule(
                 RULE_IPV4_UNSPECIFIED,
                 &[&ipv4[..], &unspecified_ipv4].concat(),
@@ -99,9 +108,12 @@ pub fn chain() -> ChainSpec {
 }
 
 /// The chain and its rules, replacing any copy in one batch; other chains
-/// of the table (the overlay ingress controls) are left alone.
+/// of the table (the overlay ingress controls) are left alone. The fast
+/// path's sets are created when missing and kept with their elements
+/// otherwise (their rules cannot exist without them, so a missing set
+/// reads as an altered chain).
 pub fn replace_changes() -> Vec<nft::Change> {
-    nft_table::replace_changes(&chain())
+    nft_table::replace_changes_with_sets(&chain(), &fastpath::sets())
 }
 
 /// What the kernel holds of the filter.
@@ -178,7 +190,7 @@ mod tests {
     #[test]
     fn rules_share_the_veth_match_and_differ_after() {
         let chain = chain();
-        let [unspecified, ipv4, ipv6] = [0, 1, 2].map(|i| &chain.rules[i].exprs);
+        let [unspecified, ipv4, ipv6] = [2, 3, 4].map(|i| &chain.rules[i].exprs);
         assert_eq!((unspecified.len(), ipv4.len(), ipv6.len()), (10, 10, 12));
         for rule in [unspecified, ipv4] {
             assert_eq!(rule[..4], ipv6[..4], "the veth match");
@@ -189,11 +201,25 @@ mod tests {
     }
 
     #[test]
-    fn replacement_is_one_batch_of_table_chain_and_three_rules() {
+    fn the_fast_path_comes_first_and_only_accepts() {
+        let chain = chain();
+        let [fast6, fast4] = [0, 1].map(|i| &chain.rules[i].exprs);
+        let ipv6 = &chain.rules[4].exprs;
+        assert_eq!(fast6[..4], ipv6[..4], "the veth match");
+        assert_eq!(fast6[4..6], ipv6[4..6], "nfproto ipv6");
+        let accept = nft::verdict(nft::NF_ACCEPT);
+        assert_eq!(fast6.last(), Some(&accept));
+        assert_eq!(fast4.last(), Some(&accept));
+        assert!(fast6.contains(&crate::netlink::nft_set::lookup(fastpath::SET_IPV6)));
+        assert!(fast4.contains(&crate::netlink::nft_set::lookup(fastpath::SET_IPV4)));
+    }
+
+    #[test]
+    fn replacement_is_one_batch_of_table_sets_chain_and_rules() {
         let changes = replace_changes();
         let kinds: Vec<u16> = changes.iter().map(|(kind, _, _)| kind & 0xff).collect();
-        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWRULE x3
-        assert_eq!(kinds, [0, 3, 5, 3, 6, 6, 6]);
+        // NEWTABLE, NEWSET x2, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWRULE x5
+        assert_eq!(kinds, [0, 9, 9, 3, 5, 3, 6, 6, 6, 6, 6]);
     }
 
     #[test]

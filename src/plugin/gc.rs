@@ -7,10 +7,11 @@
 
 use super::host_veth::attachment_of;
 use super::open_host;
-use super::rules;
+use super::{fastpath, nft_table, rules};
 use crate::cni::config::{NetConf, ValidAttachment};
 use crate::cni::error::{CniResult, Wrap};
 use crate::log;
+use crate::netlink::Netlink;
 
 pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     let is_valid = |container_id: &str, ifname: &str| {
@@ -19,6 +20,8 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             .any(|a| a.container_id == container_id && a.ifname == ifname)
     };
     let mut host = open_host()?;
+    // Before the links: an element an ADD adds meanwhile has its veth there.
+    let fast_path = conf.source_filter.then(fastpath_entries).flatten();
     let links = host.links().wrap("list links")?;
     let mut kept = 0;
     for link in &links {
@@ -35,8 +38,24 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
+    if let Some((mut nl, entries)) = fast_path {
+        fastpath::prune(&mut nl, &entries, &fastpath::Node::read(&mut host)?)?;
+    }
     if kept == 0 {
         return rules::remove_network(conf);
     }
     rules::ensure(&mut host, conf)
+}
+
+/// The fast path's elements (all networks share them), with the socket to
+/// prune them by; None without nf_tables (GC still reaps veths then).
+fn fastpath_entries() -> Option<(Netlink, Vec<fastpath::Entry>)> {
+    let read = nft_table::open().and_then(|mut nl| Ok((fastpath::entries(&mut nl)?, nl)));
+    match read {
+        Ok((entries, nl)) => Some((nl, entries)),
+        Err(error) => {
+            log::line(&format!("GC: fast path not pruned: {}", error.msg));
+            None
+        }
+    }
 }

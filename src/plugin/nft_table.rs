@@ -16,6 +16,7 @@
 
 use crate::cni::error::{CniResult, Wrap};
 use crate::netlink::Netlink;
+use crate::netlink::nft_set::{self, SetSpec};
 use crate::netlink::nftables::{self as nft, BaseChain, ChainInfo, Expr};
 use std::fmt;
 
@@ -161,6 +162,16 @@ impl Snapshot {
 /// serialise in the kernel and leave one copy.
 pub fn replace_changes(spec: &ChainSpec) -> Vec<nft::Change> {
     nft::replace_chain(FAMILY, &spec.base(), &spec.exprs())
+}
+
+/// As `replace_changes`, with the sets the rules look up declared right
+/// after the table: created when missing, left as they are (elements
+/// included) when present.
+pub fn replace_changes_with_sets(spec: &ChainSpec, sets: &[SetSpec]) -> Vec<nft::Change> {
+    let mut changes = replace_changes(spec);
+    let declared = sets.iter().map(|set| nft_set::new_set(FAMILY, set));
+    changes.splice(1..1, declared);
+    changes
 }
 
 /// The batch that creates the chain of the spec (it must not exist).
