@@ -11,14 +11,17 @@ use serde_json::{Value, json};
 
 const TABLE: &str = "mycelium-cni";
 
-/// The elements of set `name` as (address, interface index).
-fn elements(node: &Node, name: &str) -> Vec<(String, u32)> {
+/// Elements as (address, interface index), sorted.
+type Elements = Vec<(String, u32)>;
+
+/// The elements of set `name`.
+fn elements(node: &Node, name: &str) -> Elements {
     let text = node.ns.run(&["nft", "list", "set", "inet", TABLE, name]);
     let Some(list) = text.split("elements = {").nth(1) else {
         return Vec::new();
     };
     let list = list.split('}').next().unwrap_or_default();
-    let mut found: Vec<(String, u32)> = list
+    let mut found: Elements = list
         .split(',')
         .filter(|item| !item.trim().is_empty())
         .map(|item| {
@@ -71,7 +74,7 @@ fn list(node: &Node) -> String {
 }
 
 /// The pods' own (address, index) pairs, sorted like `elements`.
-fn expected(node: &Node, pods: &[(Netns, Value)]) -> (Vec<(String, u32)>, Vec<(String, u32)>) {
+fn expected(node: &Node, pods: &[(Netns, Value)]) -> (Elements, Elements) {
     let mut v6 = Vec::new();
     let mut v4 = Vec::new();
     for (pod, result) in pods {
@@ -260,7 +263,7 @@ fn a_recreated_veth_does_not_inherit_an_old_element() {
     let second = node.add("ctr-fpr", &pod, &conf).ok();
     let new_index = ifindex(&node, &host_veth(&second));
     assert_ne!(new_index, old_index, "the kernel gave a new index");
-    let on_new: Vec<(String, u32)> = elements(&node, "pods6")
+    let on_new: Elements = elements(&node, "pods6")
         .into_iter()
         .filter(|(_, index)| *index == new_index)
         .collect();
