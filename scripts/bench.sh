@@ -141,22 +141,22 @@ scale() {
 }
 
 # Pod-to-pod TCP throughput on one node (iperf3, 5 s), interleaved rounds
-# of: no table, the source filter with its fib rules only (the fast path's
-# two rules deleted), and the whole filter with the two pods' fast path
-# elements (the pods are attached again, so that ADD makes them).
-tp_mode() { # MODE: the node's table as that mode wants it
+# (each round starts with the next mode, so no mode always runs first) of:
+# no table, the source filter with its fib rules only (the fast path's two
+# rules deleted), and the whole filter with the fast path. Each measurement
+# attaches the two pods afresh (ADD makes their fast path elements), then
+# sets the table as the mode wants it.
+tp_mode() { # MODE
+  call "$OURS" DEL tpa >/dev/null; call "$OURS" DEL tpb >/dev/null
+  call "$OURS" ADD tpa >/dev/null; call "$OURS" ADD tpb >/dev/null
   case $1 in
     none) ip netns exec "$NODE" nft delete table inet mycelium-cni ;;
     fib)
-      call "$OURS" ADD tpc >/dev/null; call "$OURS" DEL tpc >/dev/null
       for handle in $(ip netns exec "$NODE" nft -a list chain inet mycelium-cni pod-source |
         awk '/@pods/ {print $NF}'); do
         ip netns exec "$NODE" nft delete rule inet mycelium-cni pod-source handle "$handle"
       done ;;
     fast)
-      call "$OURS" ADD tpc >/dev/null; call "$OURS" DEL tpc >/dev/null
-      call "$OURS" DEL tpa >/dev/null; call "$OURS" DEL tpb >/dev/null
-      call "$OURS" ADD tpa >/dev/null; call "$OURS" ADD tpb >/dev/null
       local elements
       elements=$(ip netns exec "$NODE" nft list set inet mycelium-cni pods6 | grep -o ' \. ' | wc -l)
       [ "$elements" -ge 2 ] || { echo "fast path: $elements elements" >&2; exit 1; } ;;
@@ -164,13 +164,13 @@ tp_mode() { # MODE: the node's table as that mode wants it
 }
 throughput() {
   echo "pod-to-pod throughput: no table, fib-only filter, fast path ($TP_ROUNDS interleaved rounds)..."
-  ip netns add "$TAG-tpa"; ip netns add "$TAG-tpb"; ip netns add "$TAG-tpc"
-  call "$OURS" ADD tpa >/dev/null; call "$OURS" ADD tpb >/dev/null
+  ip netns add "$TAG-tpa"; ip netns add "$TAG-tpb"
   : >"$DATA/tp.none"; : >"$DATA/tp.fib"; : >"$DATA/tp.fast"
-  local round mode tpb
+  local round mode tpb modes=(none fib fast) k
   for round in $(seq "$TP_ROUNDS"); do
-    for mode in none fib fast; do
-      tp_mode $mode
+    for k in 0 1 2; do
+      mode=${modes[$(((round + k) % 3))]}
+      tp_mode "$mode"
       tpb=$(ip -n "$TAG-tpb" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
       ip netns exec "$TAG-tpb" iperf3 -s -1 -D
       sleep 0.5

@@ -289,3 +289,32 @@ fn a_recreated_veth_does_not_inherit_an_old_element() {
     assert_eq!(check.code, 0, "CHECK: {}", check.stdout);
     assert!(!check.stderr.contains("slow path"), "{}", check.stderr);
 }
+
+/// MYCELIUM_CNI_TEST_NO_FAST_PATH (what scripts/bench.sh times ADD without
+/// the element by) is obeyed by the tests' build only.
+#[test]
+fn release_binary_has_no_fast_path_knob() {
+    require_root();
+    let knob = [("MYCELIUM_CNI_TEST_NO_FAST_PATH", "1")];
+    let release = Node::standard();
+    let conf = release.conf("1.1.0");
+    let pod = Netns::new("-fpk");
+    let result = release
+        .cni_with(&knob, "ADD", "ctr-fpk", &pod.path(), "eth0", &conf)
+        .ok();
+    assert_eq!(
+        elements(&release, "pods6"),
+        vec![want6_of(&release, &(pod, result))],
+        "the release binary obeyed the knob"
+    );
+
+    let hooked = Node::standard().with_test_hooks();
+    let pod = Netns::new("-fpk");
+    hooked
+        .cni_with(&knob, "ADD", "ctr-fpk", &pod.path(), "eth0", &conf)
+        .ok();
+    assert!(
+        elements(&hooked, "pods6").is_empty(),
+        "the hooks build ignored the knob"
+    );
+}

@@ -56,7 +56,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     }
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
-    rules::ensure(&mut host, conf)?;
+    let mut nft = rules::ensure(&mut host, conf)?;
     let plan = Plan {
         id,
         pod_ifname: pod_interface_name(env, conf),
@@ -76,10 +76,9 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
     let host_veth = create_veth(&mut host, &pod, &plan)?;
-    let made =
-        configure(&mut host, &mut pod, &node, &plan, &host_veth).and_then(|(address, pod_link)| {
-            result_of(env, conf, &plan, &host_veth, address, &pod_link)
-        });
+    let made = configure(&mut host, &mut pod, &node, &plan, &host_veth, nft.as_mut()).and_then(
+        |(address, pod_link)| result_of(env, conf, &plan, &host_veth, address, &pod_link),
+    );
     if made.is_err() {
         // Undoes all of this ADD: the pod end, its address and routes, and
         // the /128 claim go with the host veth.
@@ -185,6 +184,7 @@ fn configure(
     node: &Node,
     plan: &Plan,
     host_veth: &Link,
+    nft: Option<&mut Netlink>,
 ) -> CniResult<(Ipv6Addr, Link)> {
     let pod_ifname = plan.pod_ifname;
     host.add_address(host_veth.index, HOST_GATEWAY.into())
@@ -226,7 +226,7 @@ fn configure(
         claimed.push(IpAddr::V4(ipv4));
     }
     if plan.fast_path {
-        fastpath::add(host_veth.index, &claimed);
+        fastpath::add(nft, host_veth.index, &claimed);
     }
     Ok((address, pod_link))
 }

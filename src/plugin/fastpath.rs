@@ -159,16 +159,19 @@ pub fn add_changes(index: u32, addresses: &[IpAddr]) -> Vec<nft::Change> {
     changes(&entries, nft_set::ensure_elements)
 }
 
-/// ADD's last step, one round trip. Failing it costs the pod speed only
-/// (its packets meet the `fib` rules), so it is logged, not an error.
-pub fn add(index: u32, addresses: &[IpAddr]) {
+/// ADD's last step, one round trip on the socket ADD read the table with
+/// (a new one if it has none). Failing it costs the pod speed only (its
+/// packets meet the `fib` rules), so it is logged, not an error.
+pub fn add(nl: Option<&mut Netlink>, index: u32, addresses: &[IpAddr]) {
     if skipped() {
         return;
     }
-    let added = nft_table::open().and_then(|mut nl| {
-        let batch = add_changes(index, addresses);
-        nft_table::apply(&mut nl, &batch, "add fast path elements")
-    });
+    let batch = add_changes(index, addresses);
+    let added = match nl {
+        Some(nl) => nft_table::apply(nl, &batch, "add fast path elements"),
+        None => nft_table::open()
+            .and_then(|mut nl| nft_table::apply(&mut nl, &batch, "add fast path elements")),
+    };
     if let Err(error) = added {
         log::line(&format!("slow path for this pod: {}", error.msg));
     }

@@ -44,7 +44,7 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
     if kept == 0 {
         return rules::remove_network(conf);
     }
-    rules::ensure(&mut host, conf)
+    rules::ensure(&mut host, conf).map(drop)
 }
 
 /// The fast path's elements (all networks share them), with the socket to
