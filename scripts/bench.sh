@@ -8,8 +8,8 @@
 #
 #   scripts/bench.sh [RUNS] [filter]   RUNS per latency measurement (default
 #   40); with "filter", only the source filter's throughput (no table, fib
-#   only, fast path; TP_ROUNDS interleaved rounds, default 5) and ADD with
-#   and without the fast path element.
+#   only, fast path; TP_ROUNDS interleaved rounds of TP_SECONDS, defaults 5
+#   and 5) and ADD with and without the fast path element.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -140,7 +140,7 @@ scale() {
   done
 }
 
-# Pod-to-pod TCP throughput on one node (iperf3, 5 s), interleaved rounds
+# Pod-to-pod TCP throughput on one node (iperf3, TP_SECONDS s), interleaved rounds
 # (each round starts with the next mode, so no mode always runs first) of:
 # no table, the source filter with its fib rules only (the fast path's two
 # rules deleted), and the whole filter with the fast path. Each measurement
@@ -174,7 +174,7 @@ throughput() {
       tpb=$(ip -n "$TAG-tpb" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
       ip netns exec "$TAG-tpb" iperf3 -s -1 -D
       sleep 0.5
-      ip netns exec "$TAG-tpa" iperf3 -6 -c "$tpb" -t 5 -J |
+      ip netns exec "$TAG-tpa" iperf3 -6 -c "$tpb" -t "$TP_SECONDS" -J |
         python3 -c "import json,sys; print(int(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6))" >>"$DATA/tp.$mode"
       echo "  round $round $mode: $(tail -1 "$DATA/tp.$mode") Mbit/s"
     done
@@ -203,20 +203,28 @@ fast_path_add() {
   done
 }
 
+# paired MODE: the median over rounds of MODE / no table within each round
+# (the rounds are seconds apart, so a machine whose load drifts over a run
+# still compares like with like).
+paired() {
+  paste "$DATA/tp.$1" "$DATA/tp.none" |
+    python3 -c "import sys,statistics; print(f'{statistics.median(int(a)/int(b) for a,b in (l.split() for l in sys.stdin)):.3f}x')"
+}
 filter_report() {
-  echo "Pod-to-pod TCP on one node (iperf3 over IPv6, 5 s, median of $TP_ROUNDS interleaved rounds), Mbit/s:"
+  echo "Pod-to-pod TCP on one node (iperf3 over IPv6, $TP_SECONDS s, $TP_ROUNDS interleaved rounds):"
   echo
-  row "ruleset" "Mbit/s" "of no table" ""
-  row "---" "---" "---" ""
-  row "no table" "$(m tp.none)" "1.00x" ""
-  row "source filter, fib rules only" "$(m tp.fib)" "$(ratio "$(m tp.fib)" "$(m tp.none)")" ""
-  row "source filter with the fast path" "$(m tp.fast)" "$(ratio "$(m tp.fast)" "$(m tp.none)")" ""
+  row "ruleset" "median Mbit/s" "of no table (medians)" "of no table (median of paired rounds)"
+  row "---" "---" "---" "---"
+  row "no table" "$(m tp.none)" "1.00x" "1.000x"
+  row "source filter, fib rules only" "$(m tp.fib)" "$(ratio "$(m tp.fib)" "$(m tp.none)")" "$(paired fib)"
+  row "source filter with the fast path" "$(m tp.fast)" "$(ratio "$(m tp.fast)" "$(m tp.none)")" "$(paired fast)"
   echo
   echo "ADD with its fast path element $(m fp.with) us, without it $(m fp.without) us"
   echo "(with / without: $(ratio "$(m fp.with)" "$(m fp.without)"); median of $RUNS alternating runs, test-hooks build)."
 }
 
 TP_ROUNDS=${TP_ROUNDS:-5}
+TP_SECONDS=${TP_SECONDS:-5}
 if [ "$ONLY" = filter ]; then
   throughput
   fast_path_add
