@@ -1,8 +1,8 @@
 //! The source filter's fast path: sets `pods6` and `pods4` of (pod address
 //! . host veth index) in `table inet mycelium-cni`. ADD adds its pod's
 //! elements, DEL leaves them, GC removes those whose veth is gone or does
-//! not claim the address; a missing element only sends the pod's packets
-//! through the `fib` rules. Root; `nft` only inspects and breaks the state.
+//! not claim the address and adds live pods' missing ones; a missing
+//! element only sends the pod's packets through the `fib` rules. Root; `nft` only inspects and breaks the state.
 
 mod common;
 
@@ -187,6 +187,20 @@ fn a_pod_without_its_element_still_sends_and_check_warns() {
         "CHECK warns for both families: {}",
         check.stderr
     );
+    let listed = list(&node);
+    assert!(
+        listed.contains("2 pod addresses on the slow path"),
+        "list: {listed}"
+    );
+
+    // GC puts them back.
+    gc(&node, &conf, &["ctr-fpa", "ctr-fpb"]);
+    let restored = elements(&node, "pods6").contains(&(pod_address(&result_a), index));
+    assert!(restored, "GC restored the IPv6 element");
+    let restored = elements(&node, "pods4").contains(&(ipv4_of(&pod_a), index));
+    assert!(restored, "GC restored the IPv4 element");
+    let check = node.check("ctr-fpa", &pod_a, &result_a, "1.1.0");
+    assert!(!check.stderr.contains("slow path"), "{}", check.stderr);
 }
 
 /// The neighbour's element exists (on the neighbour's veth): a pod sending

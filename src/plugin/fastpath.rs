@@ -14,7 +14,8 @@
 //! address on its own veth. ADD adds its pod's elements after it claimed
 //! the addresses (one batch); DEL leaves them (the index dies with the
 //! veth and the kernel does not hand it out again soon); GC removes every
-//! element whose veth is gone, or whose address that veth does not claim.
+//! element whose veth is gone, or whose address that veth does not claim,
+//! and adds the missing ones of live pods.
 
 use super::host_veth::is_ours;
 use super::nft_table::{self, FAMILY, TABLE};
@@ -251,6 +252,13 @@ impl Node {
         Ok(Node::new(&links, &routes))
     }
 
+    /// The claims on our veths that have no element: those addresses take
+    /// the slow path.
+    pub fn missing(&self, entries: &[Entry]) -> Vec<Entry> {
+        let on_veth = self.claims.iter().filter(|c| self.veths.contains(&c.index));
+        on_veth.filter(|c| !entries.contains(c)).copied().collect()
+    }
+
     pub fn verdict(&self, entry: &Entry) -> Verdict {
         if !self.veths.contains(&entry.index) {
             Verdict::Stale
@@ -268,11 +276,16 @@ pub struct Summary {
     pub live: usize,
     pub stale: usize,
     pub foreign: Vec<Entry>,
+    /// Pod addresses without an element (the next GC adds them).
+    pub missing: usize,
 }
 
 impl Summary {
     pub fn of(entries: &[Entry], node: &Node) -> Summary {
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            missing: node.missing(entries).len(),
+            ..Summary::default()
+        };
         for entry in entries {
             match node.verdict(entry) {
                 Verdict::Live => summary.live += 1,
@@ -295,7 +308,11 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.live + self.stale + self.foreign.len();
-        write!(f, "fast path: {total} elements, {} stale", self.stale)?;
+        let (stale, missing) = (self.stale, self.missing);
+        write!(
+            f,
+            "fast path: {total} elements, {stale} stale, {missing} pod addresses on the slow path"
+        )?;
         for entry in &self.foreign {
             write!(f, ", {entry} not claimed by that veth")?;
         }
@@ -303,25 +320,35 @@ impl fmt::Display for Summary {
     }
 }
 
-/// GC's step: every element that is not `Live` removed, in one batch.
-/// `entries` were read before `node`. A concurrent GC that removed one
-/// first fails the batch (ENOENT): logged, the next GC tries again.
-pub fn prune(nl: &mut Netlink, entries: &[Entry], node: &Node) -> CniResult<()> {
+/// GC's step, one batch: every element that is not `Live` removed, and one
+/// added for every pod address on one of our veths that has none (after a
+/// table was deleted and restored, or an ADD killed before its last
+/// request). `entries` were read before `node`. A concurrent GC that
+/// removed one first fails the batch (ENOENT): logged, the next GC tries
+/// again.
+pub fn reconcile(nl: &mut Netlink, entries: &[Entry], node: &Node) -> CniResult<()> {
     let dead: Vec<Entry> = entries
         .iter()
         .filter(|e| node.verdict(e) != Verdict::Live)
         .copied()
         .collect();
-    if dead.is_empty() {
+    let missing = node.missing(entries);
+    if dead.is_empty() && missing.is_empty() {
         return Ok(());
     }
-    match nl.batch(&changes(&dead, nft_set::delete_elements)) {
-        Ok(()) => log::line(&format!("GC: removed {} fast path elements", dead.len())),
+    let mut batch = changes(&dead, nft_set::delete_elements);
+    batch.extend(changes(&missing, nft_set::ensure_elements));
+    match nl.batch(&batch) {
+        Ok(()) => log::line(&format!(
+            "GC: fast path: {} elements removed, {} added",
+            dead.len(),
+            missing.len()
+        )),
         Err(error) if error.errno == libc::ENOENT => {
-            log::line(&format!("GC: fast path elements not removed: {error}"));
+            log::line(&format!("GC: fast path left as it is: {error}"));
         }
         other => other.wrap(format_args!(
-            "remove fast path elements in table inet {TABLE}"
+            "reconcile fast path elements in table inet {TABLE}"
         ))?,
     }
     Ok(())

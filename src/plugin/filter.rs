@@ -1,7 +1,7 @@
 //! The source filter: a packet entering the node from one of our host veths
 //! must carry an address of the pod behind that veth (or a link-local
 //! source, or `::` for duplicate address detection). One chain in the
-//! plugin's table, with no per-pod state: the reverse-path check asks the
+//! plugin's table, whose `fib` rules hold no per-pod state: the reverse-path check asks the
 //! FIB, where the /128 (and, with egress, /32) route ADD makes for each pod
 //! is the allow-list. A pod without an IPv4 address (egress `overlay`) has
 //! no /32, so all its IPv4 is dropped.
@@ -10,6 +10,8 @@
 //! table inet mycelium-cni {
 //!   chain pod-source {
 //!     type filter hook prerouting priority raw; policy accept;
+//!     iifname "myc*" meta iifkind "veth" ip6 saddr . iif @pods6 accept
+//!     iifname "myc*" meta iifkind "veth" ip saddr . iif @pods4 accept
 //!     iifname "myc*" meta iifkind "veth" ip saddr 0.0.0.0 counter drop
 //!     iifname "myc*" meta iifkind "veth" meta nfproto ipv4 fib saddr . iif oif missing counter drop
 //!     iifname "myc*" meta iifkind "veth" ip6 saddr != :: fib saddr . iif oif missing counter drop
@@ -17,7 +19,9 @@
 //! }
 //! ```
 //! `iifkind "veth"` keeps the Mycelium TUN (`mycelium` starts with `myc`
-//! too) out of it.
+//! too) out of it. The first two rules are the fast path (`fastpath.rs`):
+//! a pod's own address on its own veth is accepted by one set lookup;
+//! everything else meets the `fib` rules, which stay the authority.
 
 use super::fastpath;
 use super::naming::HOST_VETH_PREFIX;

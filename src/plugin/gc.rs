@@ -39,7 +39,7 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
         }
     }
     if let Some((mut nl, entries)) = fast_path {
-        fastpath::prune(&mut nl, &entries, &fastpath::Node::read(&mut host)?)?;
+        fastpath::reconcile(&mut nl, &entries, &fastpath::Node::read(&mut host)?)?;
     }
     if kept == 0 {
         return rules::remove_network(conf);
