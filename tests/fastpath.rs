@@ -265,6 +265,51 @@ fn a_neighbours_element_lets_no_spoofing_through() {
     assert_eq!(check.code, 0, "CHECK after GC: {}", check.stdout);
 }
 
+/// The sets belong to the filter: without them (and so without the rules
+/// that look them up) CHECK fails with code 11; the next ADD restores
+/// table, sets and chain, and GC the live pods' elements.
+#[test]
+fn deleted_sets_are_restored_by_add_and_their_elements_by_gc() {
+    require_root();
+    let node = Node::standard();
+    let conf = node.conf("1.1.0");
+    let (pod_a, pod_b) = (Netns::new("-fpd"), Netns::new("-fpe"));
+    let result_a = node.add("ctr-fpd", &pod_a, &conf).ok();
+    let index_a = ifindex(&node, &host_veth(&result_a));
+    node.ns
+        .run(&["nft", "delete", "chain", "inet", TABLE, "pod-source"]);
+    node.ns
+        .run(&["nft", "delete", "set", "inet", TABLE, "pods6"]);
+    let msg = node.check("ctr-fpd", &pod_a, &result_a, "1.1.0").error(11);
+    assert!(msg.contains("source filter"), "CHECK: {msg}");
+    node.add("ctr-fpe", &pod_b, &conf).ok();
+    let sets = node.ns.run(&["nft", "list", "sets", "inet"]);
+    assert!(sets.contains("set pods6"), "ADD restored the set: {sets}");
+    let mine = (pod_address(&result_a), index_a);
+    assert!(
+        !elements(&node, "pods6").contains(&mine),
+        "no element of a yet"
+    );
+    gc(&node, &conf, &["ctr-fpd", "ctr-fpe"]);
+    assert!(
+        elements(&node, "pods6").contains(&mine),
+        "GC restored a's element"
+    );
+    assert_eq!(elements(&node, "pods6").len(), 2, "one per pod");
+
+    // The whole table deleted: GC alone restores it, elements included.
+    node.ns.run(&["nft", "delete", "table", "inet", TABLE]);
+    gc(&node, &conf, &["ctr-fpd", "ctr-fpe"]);
+    assert_eq!(
+        elements(&node, "pods6").len(),
+        2,
+        "GC restored both elements"
+    );
+    assert_eq!(elements(&node, "pods4").len(), 2, "and both IPv4 ones");
+    let check = node.check("ctr-fpd", &pod_a, &result_a, "1.1.0");
+    assert_eq!(check.code, 0, "CHECK: {}", check.stdout);
+}
+
 #[test]
 fn a_recreated_veth_does_not_inherit_an_old_element() {
     require_root();

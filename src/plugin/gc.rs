@@ -38,13 +38,16 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             other => other.wrap(format_args!("GC: delete host veth {}", link.name))?,
         }
     }
+    if kept == 0 {
+        rules::remove_network(conf)?;
+    } else {
+        rules::ensure(&mut host, conf)?;
+    }
+    // After `ensure`, which restores a deleted table with empty sets.
     if let Some((mut nl, entries)) = fast_path {
         fastpath::reconcile(&mut nl, &entries, &fastpath::Node::read(&mut host)?)?;
     }
-    if kept == 0 {
-        return rules::remove_network(conf);
-    }
-    rules::ensure(&mut host, conf).map(drop)
+    Ok(())
 }
 
 /// The fast path's elements (all networks share them), with the socket to
