@@ -6,7 +6,10 @@
 # create/delete. Prints a table of medians and writes it to
 # target/bench/results.md. Not a test: numbers vary with the machine.
 #
-#   scripts/bench.sh [RUNS]   RUNS per latency measurement (default 40)
+#   scripts/bench.sh [RUNS] [filter]   RUNS per latency measurement (default
+#   40); with "filter", only the source filter's throughput (no table, fib
+#   only, fast path; TP_ROUNDS interleaved rounds of TP_SECONDS, defaults 5
+#   and 5) and ADD with and without the fast path element.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -16,10 +19,13 @@ for tool in hyperfine iperf3; do
   command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $tool >/dev/null
 done
 RUNS=${1:-40}
+ONLY=${2:-}
 OUT=target/bench
 mkdir -p "$OUT"
 
 build_static
+build_static "$TARGET" "$HOOKS_DIR" test-hooks
+HOOKS="$PWD/$HOOKS_BIN"
 cc -static -Os -o "$OUT/spawn" scripts/bench/spawn.c
 # The floor: an empty main, same profile and flags.
 mkdir -p "$OUT/empty/src"
@@ -59,6 +65,11 @@ EOF
 cat >"$DATA/ours-nofilter.json" <<EOF
 {"cniVersion":"1.0.0","name":"bench","type":"mycelium-cni","myceliumInterface":"mycelium","sourceFilter":false}
 EOF
+# The throughput runs: egress overlay, so that the table holds the source
+# filter alone (egress nat's chain brings conntrack, a cost of its own).
+cat >"$DATA/ours-filteronly.json" <<EOF
+{"cniVersion":"1.0.0","name":"bench","type":"mycelium-cni","myceliumInterface":"mycelium","egress":"overlay"}
+EOF
 cat >"$DATA/ptp.json" <<EOF
 {"cniVersion":"1.0.0","name":"bench","type":"ptp","mtu":1400,
  "ipam":{"type":"host-local","dataDir":"$DATA/ipam",
@@ -79,6 +90,9 @@ call() {
     "$SPAWN" "$conf" "${ping[@]}" -- "$plugin"
 }
 
+m() { median <"$DATA/$1"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }
 median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # add_del PLUGIN LABEL: RUNS x (ADD timed, DEL timed); then RUNS x ADD-until-ping.
@@ -134,6 +148,102 @@ scale() {
   done
 }
 
+# Pod-to-pod TCP throughput on one node (iperf3, TP_SECONDS s), interleaved rounds
+# (each round starts with the next mode, so no mode always runs first) of:
+# no table, the source filter with its fib rules only (the fast path's two
+# rules deleted), and the whole filter with the fast path. Each measurement
+# attaches the two pods afresh (ADD makes their fast path elements), then
+# sets the table as the mode wants it. Egress overlay: see ours-filteronly.
+tp_mode() { # MODE
+  local OURS_CONF=ours-filteronly
+  call "$OURS" DEL tpa >/dev/null; call "$OURS" DEL tpb >/dev/null
+  call "$OURS" ADD tpa >/dev/null; call "$OURS" ADD tpb >/dev/null
+  case $1 in
+    none) ip netns exec "$NODE" nft delete table inet mycelium-cni ;;
+    fib)
+      for handle in $(ip netns exec "$NODE" nft -a list chain inet mycelium-cni pod-source |
+        awk '/@pods/ {print $NF}'); do
+        ip netns exec "$NODE" nft delete rule inet mycelium-cni pod-source handle "$handle"
+      done ;;
+    fast)
+      local elements
+      elements=$(ip netns exec "$NODE" nft list set inet mycelium-cni pods6 | grep -o ' \. ' | wc -l)
+      [ "$elements" -ge 2 ] || { echo "fast path: $elements elements" >&2; exit 1; } ;;
+  esac
+}
+throughput() {
+  echo "pod-to-pod throughput: no table, fib-only filter, fast path ($TP_ROUNDS interleaved rounds)..."
+  ip netns add "$TAG-tpa"; ip netns add "$TAG-tpb"
+  : >"$DATA/tp.none"; : >"$DATA/tp.fib"; : >"$DATA/tp.fast"
+  local round mode tpb modes=(none fib fast) k
+  for round in $(seq "$TP_ROUNDS"); do
+    for k in 0 1 2; do
+      mode=${modes[$(((round + k) % 3))]}
+      tp_mode "$mode"
+      tpb=$(ip -n "$TAG-tpb" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
+      ip netns exec "$TAG-tpb" iperf3 -s -1 -D
+      sleep 0.5
+      ip netns exec "$TAG-tpa" iperf3 -6 -c "$tpb" -t "$TP_SECONDS" -J |
+        python3 -c "import json,sys; print(int(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6))" >>"$DATA/tp.$mode"
+      echo "  round $round $mode: $(tail -1 "$DATA/tp.$mode") Mbit/s"
+    done
+  done
+}
+
+# ADD with and without its fast path element (the test-hooks build, with
+# MYCELIUM_CNI_TEST_NO_FAST_PATH for "without"), alternating, RUNS each.
+fast_path_add() {
+  echo "ADD with and without the fast path element ($RUNS runs each)..."
+  : >"$DATA/fp.with"; : >"$DATA/fp.without"
+  local i mode line
+  for i in $(seq "$RUNS"); do
+    for mode in with without; do
+      ip netns add "$TAG-fp$mode$i"
+      if [ $mode = with ]; then
+        line=$(call "$HOOKS" ADD "fp$mode$i")
+      else
+        line=$(MYCELIUM_CNI_TEST_NO_FAST_PATH=1 call "$HOOKS" ADD "fp$mode$i")
+      fi
+      [ "${line##* }" = 0 ] || { echo "ADD ($mode) failed: $line" >&2; exit 1; }
+      echo "$line" | cut -d' ' -f1 >>"$DATA/fp.$mode"
+      call "$HOOKS" DEL "fp$mode$i" >/dev/null
+      ip netns del "$TAG-fp$mode$i"
+    done
+  done
+}
+
+# paired MODE: the median over rounds of MODE / no table within each round
+# (the rounds are seconds apart, so a machine whose load drifts over a run
+# still compares like with like).
+paired() {
+  paste "$DATA/tp.$1" "$DATA/tp.none" |
+    python3 -c "import sys,statistics; print(f'{statistics.median(int(a)/int(b) for a,b in (l.split() for l in sys.stdin)):.3f}x')"
+}
+filter_report() {
+  echo "Pod-to-pod TCP on one node (iperf3 over IPv6, $TP_SECONDS s, $TP_ROUNDS interleaved rounds; egress overlay, so the table holds the source filter alone):"
+  echo
+  row "ruleset" "median Mbit/s" "of no table (medians)" "of no table (median of paired rounds)"
+  row "---" "---" "---" "---"
+  row "no table" "$(m tp.none)" "1.00x" "1.000x"
+  row "source filter, fib rules only" "$(m tp.fib)" "$(ratio "$(m tp.fib)" "$(m tp.none)")" "$(paired fib)"
+  row "source filter with the fast path" "$(m tp.fast)" "$(ratio "$(m tp.fast)" "$(m tp.none)")" "$(paired fast)"
+  echo
+  local pairs
+  pairs=$(paste "$DATA/fp.with" "$DATA/fp.without" |
+    python3 -c "import sys,statistics; print(f'{statistics.median(int(a)/int(b) for a,b in (l.split() for l in sys.stdin)):.3f}x')")
+  echo "ADD with its fast path element $(m fp.with) us, without it $(m fp.without) us"
+  echo "(with / without: $(ratio "$(m fp.with)" "$(m fp.without)") of the medians, $pairs the median of"
+  echo "paired runs; $RUNS alternating runs each, test-hooks build)."
+}
+
+TP_ROUNDS=${TP_ROUNDS:-5}
+TP_SECONDS=${TP_SECONDS:-5}
+if [ "$ONLY" = filter ]; then
+  throughput
+  fast_path_add
+  filter_report | tee "$OUT/filter.md"
+  exit 0
+fi
 echo "start-up (VERSION, 1000 runs each)..."
 CNI_COMMAND=VERSION hyperfine -N --runs 1000 --warmup 50 --export-json "$DATA/startup.json" \
   "$OURS" "$PTP" "$EMPTY" >/dev/null 2>&1
@@ -144,26 +254,8 @@ add_del "$OURS" ours
 OURS_CONF=ours-nofilter add_del "$OURS" nofilter
 add_del "$PTP" ptp
 
-# Pod-to-pod TCP throughput on one node (iperf3, 5 s), with the source
-# filter's table in place and without it, alternating, 3 runs each.
-echo "pod-to-pod throughput with and without the source filter..."
-ip netns add "$TAG-tpa"; ip netns add "$TAG-tpb"; ip netns add "$TAG-tpc"
-call "$OURS" ADD tpa >/dev/null; call "$OURS" ADD tpb >/dev/null
-TPB=$(ip -n "$TAG-tpb" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
-: >"$DATA/tp.filter"; : >"$DATA/tp.nofilter"
-for i in 1 2 3; do
-  for mode in filter nofilter; do
-    if [ "$mode" = filter ]; then # an ADD restores the table
-      call "$OURS" ADD tpc >/dev/null; call "$OURS" DEL tpc >/dev/null
-    else
-      ip netns exec "$NODE" nft delete table inet mycelium-cni
-    fi
-    ip netns exec "$TAG-tpb" iperf3 -s -1 -D
-    sleep 0.5
-    ip netns exec "$TAG-tpa" iperf3 -6 -c "$TPB" -t 5 -J |
-      python3 -c "import json,sys; print(int(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6))" >>"$DATA/tp.$mode"
-  done
-done
+throughput
+fast_path_add
 # TCP across the real overlay: two nodes whose Mycelium daemons (found as
 # the tests find them: MYCELIUM_BIN, then PATH) peer over a veth with IPv4
 # addresses, a pod on each; iperf3 pod to pod and node to node (the nodes'
@@ -236,9 +328,6 @@ t0=$(date +%s%N); ip -n "$NODE" -batch "$DATA/create.batch"; t1=$(date +%s%N)
 ip -n "$NODE" -batch "$DATA/delete.batch"; t2=$(date +%s%N)
 VETH_CREATE=$(((t1 - t0) / 100000)); VETH_DELETE=$(((t2 - t1) / 100000))
 
-m() { median <"$DATA/$1"; }
-ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
-row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }
 ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -c %s /usr/lib/cni/host-local)
 {
   echo "Machine: $(nproc) cores, $(uname -r); medians of $RUNS runs (start-up: 1000). Times in microseconds."
@@ -260,8 +349,7 @@ ours_size=$(stat -c %s "$OURS"); ptp_size=$(stat -c %s "$PTP"); hl_size=$(stat -
   echo "(mycelium-cni start-up / floor: $(ratio "$(startup 0)" "$(startup 2)")); bare veth create $VETH_CREATE us,"
   echo "delete $VETH_DELETE us (ip -batch, 100 each). Peak RSS includes the launcher's own (~0.25 MiB)."
   echo
-  echo "Pod-to-pod TCP on one node (iperf3, 5 s, median of 3): $(m tp.filter) Mbit/s with the source"
-  echo "filter, $(m tp.nofilter) Mbit/s without it (with / without: $(ratio "$(m tp.filter)" "$(m tp.nofilter)"))."
+  filter_report
   echo "$OVERLAY_LINE"
 } >"$OUT/results.md"
 echo

@@ -275,10 +275,15 @@ fn list_shows_every_attachment_from_the_kernel() {
         lines[0].starts_with("NETWORK") && lines[0].contains("HOST-VETH"),
         "{table}"
     );
-    // Three attachments, then the source filter's state and drop counter.
-    assert_eq!(lines.len(), 5, "{table}");
+    // Three attachments, then the source filter's state and drop counter,
+    // then its fast path (an IPv6 and an IPv4 element per pod).
+    assert_eq!(lines.len(), 6, "{table}");
     assert!(
         lines[4].starts_with("source filter: in force") && lines[4].contains("0 packets dropped"),
+        "{table}"
+    );
+    assert_eq!(
+        lines[5], "fast path: 6 elements, 0 stale, 0 pod addresses on the slow path",
         "{table}"
     );
     for (i, address) in addresses.iter().enumerate() {

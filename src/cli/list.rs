@@ -8,7 +8,7 @@ use super::{
 use crate::cni::config::DEFAULT_INTERFACE;
 use crate::cni::error::CniError;
 use crate::plugin::naming::prefix_text;
-use crate::plugin::{attachments, filter, node_status};
+use crate::plugin::{attachments, fastpath, filter, node_status};
 use serde_json::Value;
 
 /// What a row whose address left the node's /64 says.
@@ -89,6 +89,10 @@ pub fn list(options: &Options) -> Outcome {
     match state {
         Ok(state) => stdout.push_str(&format!("source filter: {state}\n")),
         Err(error) => stdout.push_str(&format!("source filter: {}\n", error.msg)),
+    }
+    match fastpath::Summary::read() {
+        Ok(summary) => stdout.push_str(&format!("{summary}\n")),
+        Err(error) => stdout.push_str(&format!("fast path: {}\n", error.msg)),
     }
     Outcome {
         stdout,

@@ -331,3 +331,82 @@ fn dumped_chain_reads_hook_priority_policy_and_type() {
     let regular = nft::parse_chain(&[vec![1, 0, 0, 0], string(3, "c")].concat());
     assert_eq!(regular.hook, None);
 }
+
+/// The fast path's set: `type ipv6_addr . iface_index` (nft --debug=mnl
+/// sends key type 0x214 = 8 << 6 | 20, key length 20, set ID 1).
+#[test]
+fn concatenated_set_of_address_and_interface_index() {
+    let spec = super::nft_set::SetSpec {
+        table: "mycelium-cni",
+        name: "pods6",
+        key_type: 0x214,
+        key_len: 20,
+        flags: 0,
+    };
+    let attrs = [
+        string(1, "mycelium-cni"), // NFTA_SET_TABLE
+        string(2, "pods6"),        // NFTA_SET_NAME
+        be32(3, 0),                // NFTA_SET_FLAGS
+        be32(4, 0x214),            // NFTA_SET_KEY_TYPE
+        be32(5, 20),               // NFTA_SET_KEY_LEN
+        be32(10, 1),               // NFTA_SET_ID
+    ];
+    let expected = message(nft_type(9), REQUEST | ACK | CREATE, 6, INET, 0, &attrs);
+    assert_eq!(emit(super::nft_set::new_set(INET, &spec), 6), expected);
+}
+
+/// NEWSETELEM without NLM_F_EXCL (an element that exists stays) and
+/// DELSETELEM, one element of 400::1 . index 5 (host order).
+#[test]
+fn set_elements_added_and_deleted() {
+    use super::nft_set::{Element, delete_elements, ensure_elements};
+    let mut key = vec![4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    key.extend(5u32.to_ne_bytes());
+    let element = Element {
+        key: key.clone(),
+        flags: 0,
+    };
+    // NFTA_SET_ELEM_LIST_ELEMENTS { NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY {
+    // NFTA_DATA_VALUE } } }
+    let list = nest(3, &[nest(1, &[nest(1, &[attr(1, &key)])])]);
+    let attrs = [string(1, "mycelium-cni"), string(2, "pods6"), list];
+    let elements = std::slice::from_ref(&element);
+    let add = ensure_elements(INET, "mycelium-cni", "pods6", elements);
+    assert_eq!(add.len(), 1);
+    let expected = message(nft_type(12), REQUEST | ACK | CREATE, 7, INET, 0, &attrs);
+    assert_eq!(emit(add.into_iter().next().unwrap(), 7), expected);
+    let delete = delete_elements(INET, "mycelium-cni", "pods6", elements);
+    let expected = message(nft_type(14), REQUEST | ACK, 8, INET, 0, &attrs);
+    assert_eq!(emit(delete.into_iter().next().unwrap(), 8), expected);
+}
+
+/// `ip6 saddr . meta iif @pods6`: the index loaded into register 2 (the
+/// 16 bytes after register 1), then `lookup reg 1 set pods6`, as nft
+/// --debug=netlink shows; `ip saddr . meta iif` loads it into register 9.
+#[test]
+fn concatenation_registers_and_lookup() {
+    let exprs = [
+        nft::meta_load_to(nft::NFT_META_IIF, nft::NFT_REG_2),
+        nft::meta_load_to(nft::NFT_META_IIF, nft::NFT_REG32_01),
+        super::nft_set::lookup("pods6"),
+    ];
+    let list = nest(
+        4, // NFTA_RULE_EXPRESSIONS
+        &[
+            element("meta", &[be32(2, 4), be32(1, 2)]), // KEY iif, DREG 2
+            element("meta", &[be32(2, 4), be32(1, 9)]), // KEY iif, DREG 32_01
+            // NFTA_LOOKUP_SET, _SREG 1, _FLAGS 0
+            element("lookup", &[string(1, "pods6"), be32(2, 1), be32(5, 0)]),
+        ],
+    );
+    let attrs = [string(1, "t"), string(2, "c"), list];
+    let expected = message(
+        nft_type(6),
+        REQUEST | ACK | CREATE | APPEND,
+        9,
+        INET,
+        0,
+        &attrs,
+    );
+    assert_eq!(emit(nft::new_rule(INET, "t", "c", &exprs), 9), expected);
+}

@@ -9,6 +9,12 @@ use super::reply::Attrs;
 /// Registers as nft uses them: 16-byte register 1, and the verdict register.
 const NFT_REG_VERDICT: u32 = libc::NFT_REG_VERDICT as u32;
 const NFT_REG_1: u32 = libc::NFT_REG_1 as u32;
+/// The 16-byte register after register 1, where a 4-byte value follows a
+/// 16-byte one in a concatenation (`ip6 saddr . meta iif`).
+pub const NFT_REG_2: u32 = libc::NFT_REG_2 as u32;
+/// The 4-byte register after the first 4 bytes of register 1, where a
+/// 4-byte value follows a 4-byte one (`ip saddr . meta iif`).
+pub const NFT_REG32_01: u32 = libc::NFT_REG32_01 as u32;
 /// NFT_BITWISE_MASK_XOR (formerly BOOL): `reg = (reg & mask) ^ xor`.
 const NFT_BITWISE_MASK_XOR: u32 = 0;
 
@@ -41,11 +47,11 @@ const NFTA_BITWISE_XOR: u16 = 5;
 const NFTA_BITWISE_OP: u16 = 6;
 const NFTA_COUNTER_PACKETS: u16 = 2;
 
+pub const NFT_META_IIF: u32 = libc::NFT_META_IIF as u32;
 pub const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
 pub const NFT_META_OIFNAME: u32 = libc::NFT_META_OIFNAME as u32;
 pub const NFT_META_NFPROTO: u32 = libc::NFT_META_NFPROTO as u32;
 pub const NFT_META_IIFGROUP: u32 = libc::NFT_META_IIFGROUP as u32;
-pub const NFT_META_IIF: u32 = libc::NFT_META_IIF as u32;
 pub const NFT_META_L4PROTO: u32 = libc::NFT_META_L4PROTO as u32;
 pub const NFT_META_OIFGROUP: u32 = libc::NFT_META_OIFGROUP as u32;
 /// `NFT_META_IIFKIND` (not in libc).
@@ -81,9 +87,13 @@ fn expr(name: &str, data: &Body) -> Expr {
 
 /// `meta load KEY => reg 1`
 pub fn meta_load(key: u32) -> Expr {
+    meta_load_to(key, NFT_REG_1)
+}
+
+/// `meta load KEY => reg REGISTER`: the second part of a concatenation.
+pub fn meta_load_to(key: u32, register: u32) -> Expr {
     let mut data = Body::default();
-    data.be32(NFTA_META_KEY, key)
-        .be32(NFTA_META_DREG, NFT_REG_1);
+    data.be32(NFTA_META_KEY, key).be32(NFTA_META_DREG, register);
     expr("meta", &data)
 }
 

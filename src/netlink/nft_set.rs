@@ -11,6 +11,7 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 const NFT_MSG_NEWSET: u16 = libc::NFT_MSG_NEWSET as u16;
 const NFT_MSG_DELSET: u16 = libc::NFT_MSG_DELSET as u16;
 const NFT_MSG_NEWSETELEM: u16 = libc::NFT_MSG_NEWSETELEM as u16;
+const NFT_MSG_DELSETELEM: u16 = libc::NFT_MSG_DELSETELEM as u16;
 const NFT_MSG_GETSETELEM: u16 = libc::NFT_MSG_GETSETELEM as u16;
 pub const NFT_SET_INTERVAL: u32 = libc::NFT_SET_INTERVAL as u32;
 pub const NFT_SET_ELEM_INTERVAL_END: u32 = libc::NFT_SET_ELEM_INTERVAL_END as u32;
@@ -188,8 +189,34 @@ fn element_list(table: &str, set: &str) -> Body {
     attrs
 }
 
-/// Adds `elements`, in as many messages as their size needs.
+/// Adds `elements`, in as many messages as their size needs; one that
+/// exists already fails the batch.
 pub fn add_elements(family: u8, table: &str, set: &str, elements: &[Element]) -> Vec<Change> {
+    let kind = (NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL);
+    element_changes(kind, family, table, set, elements)
+}
+
+/// Adds `elements`; one that exists already is left as it is.
+pub fn ensure_elements(family: u8, table: &str, set: &str, elements: &[Element]) -> Vec<Change> {
+    let kind = (NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+    element_changes(kind, family, table, set, elements)
+}
+
+/// Deletes `elements`; one that is missing fails the batch (ENOENT).
+pub fn delete_elements(family: u8, table: &str, set: &str, elements: &[Element]) -> Vec<Change> {
+    element_changes((NFT_MSG_DELSETELEM, 0), family, table, set, elements)
+}
+
+/// (message type, flags) of the element messages.
+type ElementOp = (u16, u16);
+
+fn element_changes(
+    op: ElementOp,
+    family: u8,
+    table: &str,
+    set: &str,
+    elements: &[Element],
+) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut list = Body::default();
     for element in elements {
@@ -202,24 +229,20 @@ pub fn add_elements(family: u8, table: &str, set: &str, elements: &[Element]) ->
         }
         list.nested(NFTA_LIST_ELEM, &item);
         if list.bytes.len() > ELEMENTS_PER_MESSAGE_BYTES {
-            changes.push(elements_message(family, table, set, &list));
+            changes.push(elements_message(op, family, table, set, &list));
             list = Body::default();
         }
     }
     if !list.bytes.is_empty() {
-        changes.push(elements_message(family, table, set, &list));
+        changes.push(elements_message(op, family, table, set, &list));
     }
     changes
 }
 
-fn elements_message(family: u8, table: &str, set: &str, list: &Body) -> Change {
+fn elements_message(op: ElementOp, family: u8, table: &str, set: &str, list: &Body) -> Change {
     let mut attrs = element_list(table, set);
     attrs.nested(NFTA_SET_ELEM_LIST_ELEMENTS, list);
-    (
-        nft_type(NFT_MSG_NEWSETELEM),
-        NLM_F_CREATE | NLM_F_EXCL,
-        nf_message(family, 0, &attrs),
-    )
+    (nft_type(op.0), op.1, nf_message(family, 0, &attrs))
 }
 
 /// `lookup reg 1 set NAME`: the rule goes on when register 1 is in the set.

@@ -10,7 +10,7 @@ use super::node;
 use super::pod::Pod;
 use super::requested::Candidates;
 use super::{attachment_id, host, open_host, pod_interface_name, pod_routes};
-use super::{egress, ingress, rules};
+use super::{egress, fastpath, ingress, rules};
 use crate::cni::config::NetConf;
 use crate::cni::env::Env;
 use crate::cni::error::{CniError, CniResult, INTERFACE_EXISTS, INVALID_CONFIG, IO_FAILURE, Wrap};
@@ -41,6 +41,8 @@ struct Plan<'a> {
     candidates: Candidates,
     /// With egress `nat`: the pool of the pod's IPv4 address.
     ipv4_pool: Option<Ipv4Network>,
+    /// With the source filter: the pod's addresses go into its fast path.
+    fast_path: bool,
 }
 
 pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
@@ -55,7 +57,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
     let mut host = open_host()?;
     let node = node::inspect(&mut host, &conf.mycelium_interface)?;
     let candidates = Candidates::for_attachment(env, conf, &node, &id)?;
-    rules::ensure(&mut host, conf)?;
+    let mut nft = rules::ensure(&mut host, conf)?;
     let plan = Plan {
         id,
         pod_ifname: pod_interface_name(env, conf),
@@ -63,6 +65,7 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         routes: pod_routes(conf),
         candidates,
         ipv4_pool: conf.egress.pool(),
+        fast_path: conf.source_filter,
     };
     let pod_ifname = plan.pod_ifname;
     let mut pod = Pod::open(&env.netns)?;
@@ -75,9 +78,9 @@ pub fn add(env: &Env, conf: &NetConf) -> CniResult<String> {
         return Err(CniError::new(INTERFACE_EXISTS, msg));
     }
     let host_veth = create_veth(&mut host, &pod, &plan)?;
-    let made = configure(&mut host, &mut pod, &plan, &host_veth).and_then(|(address, pod_link)| {
-        result_of(env, conf, &plan, &host_veth, address, &pod_link)
-    });
+    let made = configure(&mut host, &mut pod, &plan, &host_veth, nft.as_mut()).and_then(
+        |(address, pod_link)| result_of(env, conf, &plan, &host_veth, address, &pod_link),
+    );
     if made.is_err() {
         // Undoes all of this ADD: the pod end, its address and routes, and
         // the /128 claim go with the host veth.
@@ -182,6 +185,7 @@ fn configure(
     pod: &mut Pod,
     plan: &Plan,
     host_veth: &Link,
+    nft: Option<&mut Netlink>,
 ) -> CniResult<(Ipv6Addr, Link)> {
     let pod_ifname = plan.pod_ifname;
     host.add_address(host_veth.index, HOST_GATEWAY.into())
@@ -215,9 +219,15 @@ fn configure(
             .wrap(format_args!("add route {route} via fe80::1 in pod"))?;
     }
     host::ensure_forwarding()?;
+    let mut claimed = vec![IpAddr::V6(address)];
     if let Some(pool) = plan.ipv4_pool {
         let (host_index, pod_index) = (host_veth.index, pod_link.index);
-        egress::configure_ipv4(host, &mut pod.nl, &plan.id, pool, host_index, pod_index)?;
+        let ipv4 =
+            egress::configure_ipv4(host, &mut pod.nl, &plan.id, pool, host_index, pod_index)?;
+        claimed.push(IpAddr::V4(ipv4));
+    }
+    if plan.fast_path {
+        fastpath::add(nft, host_veth.index, &claimed);
     }
     Ok((address, pod_link))
 }

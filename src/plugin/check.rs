@@ -2,6 +2,7 @@
 //! sides, and the Mycelium interface still owns the pod's /64.
 
 use super::egress::{self, EgressState};
+use super::fastpath;
 use super::filter::{self, FilterState};
 use super::ingress::{self, IngressState};
 use super::naming::{GATEWAY, prefix_text};
@@ -14,6 +15,8 @@ use crate::cni::config::{NetConf, OverlayIngress};
 use crate::cni::env::Env;
 use crate::cni::error::{CHECK_FAILED, CniError, CniResult, INVALID_CONFIG, TRY_AGAIN_LATER, Wrap};
 use crate::cni::result::PrevResult;
+use crate::log;
+use crate::netlink::Netlink;
 use crate::netlink::route::Route;
 use ipnetwork::{IpNetwork, Ipv6Network};
 use netlink_packet_route::AddressFamily;
@@ -85,6 +88,9 @@ pub fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
                 host_veth.name
             )));
         }
+    }
+    if conf.source_filter {
+        check_fast_path(&mut host, host_veth.index, &host_routes)?;
     }
 
     let mut pod = Pod::open(&env.netns)?;
@@ -179,6 +185,31 @@ fn check_egress_chain(conf: &NetConf) -> CniResult<()> {
         egress::chain_name(&conf.name)
     );
     Err(CniError::new(TRY_AGAIN_LATER, msg))
+}
+
+/// The fast path's elements on the pod's veth: one naming an address the
+/// veth does not claim fails CHECK (it would let the pod send as that
+/// address unchecked); a missing one is a warning (slow path).
+fn check_fast_path(host: &mut Netlink, index: u32, ipv6_routes: &[Route]) -> CniResult<()> {
+    let ipv4_routes = host
+        .routes(AddressFamily::Inet, index)
+        .wrap("list host IPv4 routes")?;
+    let claimed: Vec<IpAddr> = ipv6_routes
+        .iter()
+        .chain(&ipv4_routes)
+        .map(|route| route.destination)
+        .filter(|d| d.prefix() == if d.is_ipv6() { 128 } else { 32 })
+        .map(|d| d.ip())
+        .collect();
+    let entries = fastpath::entries(&mut nft_table::open()?)?;
+    let (foreign, missing) = fastpath::pod_findings(&entries, index, &claimed);
+    if let Some(first) = foreign.into_iter().next() {
+        return Err(failed(first));
+    }
+    for warning in missing {
+        log::line(&warning);
+    }
+    Ok(())
 }
 
 fn is_route(route: &Route, destination: IpNetwork, gateway: Option<IpAddr>) -> bool {

@@ -1,7 +1,7 @@
 //! The source filter: a packet entering the node from one of our host veths
 //! must carry an address of the pod behind that veth (or a link-local
 //! source, or `::` for duplicate address detection). One chain in the
-//! plugin's table, with no per-pod state: the reverse-path check asks the
+//! plugin's table, whose `fib` rules hold no per-pod state: the reverse-path check asks the
 //! FIB, where the /128 (and, with egress, /32) route ADD makes for each pod
 //! is the allow-list. A pod without an IPv4 address (egress `overlay`) has
 //! no /32, so all its IPv4 is dropped.
@@ -10,6 +10,8 @@
 //! table inet mycelium-cni {
 //!   chain pod-source {
 //!     type filter hook prerouting priority raw; policy accept;
+//!     iifname "myc*" meta iifkind "veth" ip6 saddr . iif @pods6 accept
+//!     iifname "myc*" meta iifkind "veth" ip saddr . iif @pods4 accept
 //!     iifname "myc*" meta iifkind "veth" ip saddr 0.0.0.0 counter drop
 //!     iifname "myc*" meta iifkind "veth" meta nfproto ipv4 fib saddr . iif oif missing counter drop
 //!     iifname "myc*" meta iifkind "veth" ip6 saddr != :: fib saddr . iif oif missing counter drop
@@ -17,8 +19,11 @@
 //! }
 //! ```
 //! `iifkind "veth"` keeps the Mycelium TUN (`mycelium` starts with `myc`
-//! too) out of it.
+//! too) out of it. The first two rules are the fast path (`fastpath.rs`):
+//! a pod's own address on its own veth is accepted by one set lookup;
+//! everything else meets the `fib` rules, which stay the authority.
 
+use super::fastpath;
 use super::naming::HOST_VETH_PREFIX;
 use super::nft_table::{self, ChainSpec, ChainState, Rule, Snapshot, TABLE};
 use crate::cni::error::{CniError, CniResult, IO_FAILURE};
@@ -33,6 +38,8 @@ const IFNAMSIZ: usize = 16;
 const IPV6_SADDR_OFFSET: u32 = 8;
 /// The IPv4 header's source address: 4 bytes at offset 12.
 const IPV4_SADDR_OFFSET: u32 = 12;
+const RULE_FAST_IPV6: &str = "ipv6 fast path";
+const RULE_FAST_IPV4: &str = "ipv4 fast path";
 const RULE_IPV4_UNSPECIFIED: &str = "ipv4 from 0.0.0.0";
 const RULE_IPV4: &str = "ipv4 foreign source";
 const RULE_UNSPECIFIED_NOT_ICMPV6: &str = "ipv6 from :: not icmpv6";
@@ -115,6 +122,10 @@ pub fn chain() -> ChainSpec {
         nft::meta_load(nft::NFT_META_IIF),
         nft_set::dynset_update(&ndp_meter(), &nft_set::limit_over(NDP_RATE, NDP_BURST)),
     ];
+    let fast = |label, tail: Vec<Expr>| Rule {
+        label,
+        exprs: [from_host_veth(), tail].concat(),
+    };
     ChainSpec {
         name: CHAIN.into(),
         kind: "filter",
@@ -123,6 +134,8 @@ pub fn chain() -> ChainSpec {
         policy: nft::NF_ACCEPT,
         sets: vec![nft_set::new_meter(nft_table::FAMILY, &ndp_meter())],
         rules: vec![
+            fast(RULE_FAST_IPV6, fastpath::ipv6_rule()),
+            fast(RULE_FAST_IPV4, fastpath::ipv4_rule()),
             rule(
                 RULE_IPV4_UNSPECIFIED,
                 &[&ipv4[..], &source(IPV4_SADDR_OFFSET, 4, nft::NFT_CMP_EQ)].concat(),
@@ -183,9 +196,12 @@ fn ndp_meter() -> MeterSpec<'static> {
 }
 
 /// The chain and its rules, replacing any copy in one batch; other chains
-/// of the table (the overlay ingress controls) are left alone.
+/// of the table (the overlay ingress controls) are left alone. The fast
+/// path's sets are created when missing and kept with their elements
+/// otherwise (their rules cannot exist without them, so a missing set
+/// reads as an altered chain).
 pub fn replace_changes() -> Vec<nft::Change> {
-    nft_table::replace_changes(&chain())
+    nft_table::replace_changes_with_sets(&chain(), &fastpath::sets())
 }
 
 /// What the kernel holds of the filter.
@@ -279,6 +295,8 @@ mod tests {
         assert_eq!(
             labels,
             [
+                RULE_FAST_IPV6,
+                RULE_FAST_IPV4,
                 RULE_IPV4_UNSPECIFIED,
                 RULE_IPV4,
                 RULE_UNSPECIFIED_NOT_ICMPV6,
@@ -287,24 +305,38 @@ mod tests {
                 RULE_SOLICITATION_FLOOD
             ]
         );
-        let [ipv4, ipv6] = [1, 4].map(|i| &chain.rules[i].exprs);
+        let [ipv4, ipv6] = [3, 6].map(|i| &chain.rules[i].exprs);
         for rule in &chain.rules {
             assert_eq!(rule.exprs[..4], ipv6[..4], "the veth match");
         }
         assert!(!nft::same_expr(&ipv4[5], &ipv6[5]), "nfproto 2 vs 10");
         assert_eq!(ipv4[6..8], ipv6[8..10], "the same fib check");
-        let flood = &chain.rules[5].exprs;
+        let flood = &chain.rules[7].exprs;
         assert_eq!(flood.last(), Some(&nft::verdict(nft::NF_DROP)));
         assert!(flood.iter().any(|e| e.name == "dynset"));
     }
 
     #[test]
-    fn replacement_is_one_batch_of_table_chain_meter_and_rules() {
+    fn the_fast_path_comes_first_and_only_accepts() {
+        let chain = chain();
+        let [fast6, fast4] = [0, 1].map(|i| &chain.rules[i].exprs);
+        let ipv6 = &chain.rules[6].exprs;
+        assert_eq!(fast6[..4], ipv6[..4], "the veth match");
+        assert_eq!(fast6[4..6], ipv6[4..6], "nfproto ipv6");
+        let accept = nft::verdict(nft::NF_ACCEPT);
+        assert_eq!(fast6.last(), Some(&accept));
+        assert_eq!(fast4.last(), Some(&accept));
+        assert!(fast6.contains(&crate::netlink::nft_set::lookup(fastpath::SET_IPV6)));
+        assert!(fast4.contains(&crate::netlink::nft_set::lookup(fastpath::SET_IPV4)));
+    }
+
+    #[test]
+    fn replacement_is_one_batch_of_table_sets_chain_meter_and_rules() {
         let changes = replace_changes();
         let kinds: Vec<u16> = changes.iter().map(|(kind, _, _)| kind & 0xff).collect();
-        // NEWTABLE, NEWCHAIN (plain), DELCHAIN, NEWCHAIN, NEWSET (the
-        // meter), NEWRULE x6
-        assert_eq!(kinds, [0, 3, 5, 3, 9, 6, 6, 6, 6, 6, 6]);
+        // NEWTABLE, NEWSET x2 (the fast path), NEWCHAIN (plain), DELCHAIN,
+        // NEWCHAIN, NEWSET (the meter), NEWRULE x8
+        assert_eq!(kinds, [0, 9, 9, 3, 5, 3, 9, 6, 6, 6, 6, 6, 6, 6, 6]);
     }
 
     #[test]

@@ -8,10 +8,11 @@
 use super::host_veth::{attachment_of, is_ours};
 use super::naming::parse_alias;
 use super::open_host;
-use super::rules;
+use super::{fastpath, nft_table, rules};
 use crate::cni::config::{NetConf, ValidAttachment};
 use crate::cni::error::{CniResult, Wrap};
 use crate::log;
+use crate::netlink::Netlink;
 use crate::netlink::link::Link;
 
 pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
@@ -21,6 +22,8 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
             .any(|a| a.container_id == container_id && a.ifname == ifname)
     };
     let mut host = open_host()?;
+    // Before the links: an element an ADD adds meanwhile has its veth there.
+    let fast_path = conf.source_filter.then(fastpath_entries).flatten();
     let links = host.links().wrap("list links")?;
     // Pods of the network that stay: valid attachments, and host veths of
     // ours that name the network without every mark (an earlier version's,
@@ -42,9 +45,28 @@ pub fn gc(conf: &NetConf, valid: &[ValidAttachment]) -> CniResult<()> {
         }
     }
     if kept == 0 {
-        return rules::remove_network(conf);
+        rules::remove_network(conf)?;
+    } else {
+        rules::ensure(&mut host, conf)?;
     }
-    rules::ensure(&mut host, conf)
+    // After `ensure`, which restores a deleted table with empty sets.
+    if let Some((mut nl, entries)) = fast_path {
+        fastpath::reconcile(&mut nl, &entries, &fastpath::Node::read(&mut host)?)?;
+    }
+    Ok(())
+}
+
+/// The fast path's elements (all networks share them), with the socket to
+/// prune them by; None without nf_tables (GC still reaps veths then).
+fn fastpath_entries() -> Option<(Netlink, Vec<fastpath::Entry>)> {
+    let read = nft_table::open().and_then(|mut nl| Ok((fastpath::entries(&mut nl)?, nl)));
+    match read {
+        Ok((entries, nl)) => Some((nl, entries)),
+        Err(error) => {
+            log::line(&format!("GC: fast path not pruned: {}", error.msg));
+            None
+        }
+    }
 }
 
 /// One of our host veths whose alias names `network`, marked or not.

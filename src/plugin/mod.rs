@@ -5,6 +5,7 @@ mod add;
 mod check;
 mod del;
 pub mod egress;
+pub mod fastpath;
 pub mod filter;
 mod gc;
 mod host;

@@ -16,6 +16,7 @@
 
 use crate::cni::error::{CniResult, Wrap};
 use crate::netlink::Netlink;
+use crate::netlink::nft_set::{self, SetSpec};
 use crate::netlink::nftables::{self as nft, BaseChain, ChainInfo, Expr};
 use std::fmt;
 
@@ -175,6 +176,16 @@ impl Snapshot {
 pub fn replace_changes(spec: &ChainSpec) -> Vec<nft::Change> {
     let mut changes = remove_changes(&spec.name);
     changes.extend(create_changes(spec));
+    changes
+}
+
+/// As `replace_changes`, with the sets the rules look up declared right
+/// after the table: created when missing, left as they are (elements
+/// included) when present.
+pub fn replace_changes_with_sets(spec: &ChainSpec, sets: &[SetSpec]) -> Vec<nft::Change> {
+    let mut changes = replace_changes(spec);
+    let declared = sets.iter().map(|set| nft_set::new_set(FAMILY, set));
+    changes.splice(1..1, declared);
     changes
 }
 

@@ -19,8 +19,10 @@ fn needs_nf_tables(conf: &NetConf) -> bool {
 }
 
 /// The table brought in line with `conf`; ADD's step before it creates
-/// anything, and GC's after it deleted what it had to.
-pub fn ensure(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
+/// anything, and GC's after it deleted what it had to. Gives back the
+/// nf_tables socket (ADD adds its fast path elements through it), None
+/// when nf_tables was unusable and not needed.
+pub fn ensure(host: &mut Netlink, conf: &NetConf) -> CniResult<Option<Netlink>> {
     match apply(host, conf) {
         Err(error) if error.code == INVALID_CONFIG => Err(error),
         Err(error) if !needs_nf_tables(conf) => {
@@ -28,13 +30,13 @@ pub fn ensure(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
             log::line(&format!(
                 "overlayIngress open, egress overlay; no earlier chain removed: {msg}"
             ));
-            Ok(())
+            Ok(None)
         }
-        other => other.map_err(|error| unusable(conf, error)),
+        other => other.map(Some).map_err(|error| unusable(conf, error)),
     }
 }
 
-fn apply(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
+fn apply(host: &mut Netlink, conf: &NetConf) -> CniResult<Netlink> {
     let mut nl = nft_table::open()?;
     let snapshot = Snapshot::read(&mut nl)?;
     if let Some(other) = ingress::colliding_network(&snapshot, &conf.name) {
@@ -49,7 +51,8 @@ fn apply(host: &mut Netlink, conf: &NetConf) -> CniResult<()> {
     }
     changes.extend(ingress::changes(&mut nl, host, &snapshot, conf)?);
     changes.extend(egress::changes(&snapshot, conf));
-    nft_table::apply(&mut nl, &changes, "install chains")
+    nft_table::apply(&mut nl, &changes, "install chains")?;
+    Ok(nl)
 }
 
 /// GC's step when no pod of the network is left on the node: its overlay

@@ -87,6 +87,7 @@ pub fn add_requests(table_in_place: bool) -> Vec<&'static str> {
         "pod IPv4 address",
         "route 169.254.1.1 in the pod",
         "route 0.0.0.0/0 in the pod",
+        "fast path elements",
     ]);
     requests
 }
