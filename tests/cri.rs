@@ -469,9 +469,9 @@ fn transfer_into(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
          s.listen(1)\n\
          print('ready', flush=True)\n\
          c, _ = s.accept()\n\
+         samples = [(time.monotonic(), 0)]\n\
          threading.Thread(target=c.sendall, args=(b'x' * {size},)).start()\n\
-         samples = []\n\
-         while not samples or samples[-1][1] < {size}:\n\
+         while samples[-1][1] < {size}:\n\
          \x20   info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 128)\n\
          \x20   samples.append((time.monotonic(), struct.unpack_from('Q', info, 120)[0]))\n\
          \x20   time.sleep(0.01)\n\
