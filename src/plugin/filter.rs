@@ -1,10 +1,10 @@
 //! The source filter: a packet entering the node from one of our host veths
 //! must carry an address of the pod behind that veth (or a link-local
 //! source, or `::` for duplicate address detection). One chain in the
-//! plugin's table, whose `fib` rules hold no per-pod state: the reverse-path check asks the
-//! FIB, where the /128 (and, with egress, /32) route ADD makes for each pod
-//! is the allow-list. A pod without an IPv4 address (egress `overlay`) has
-//! no /32, so all its IPv4 is dropped.
+//! plugin's table, whose `fib` rules hold no per-pod state: the
+//! reverse-path check asks the FIB, where the /128 (and, with egress, /32)
+//! route ADD makes for each pod is the allow-list. A pod without an IPv4
+//! address (egress `overlay`) has no /32, so all its IPv4 is dropped.
 //!
 //! ```text
 //! table inet mycelium-cni {
@@ -14,7 +14,11 @@
 //!     iifname "myc*" meta iifkind "veth" ip saddr . iif @pods4 accept
 //!     iifname "myc*" meta iifkind "veth" ip saddr 0.0.0.0 counter drop
 //!     iifname "myc*" meta iifkind "veth" meta nfproto ipv4 fib saddr . iif oif missing counter drop
+//!     iifname "myc*" meta iifkind "veth" ip6 saddr :: meta l4proto != ipv6-icmp counter drop
+//!     iifname "myc*" meta iifkind "veth" ip6 saddr :: icmpv6 type != { 135, 143 } counter drop
 //!     iifname "myc*" meta iifkind "veth" ip6 saddr != :: fib saddr . iif oif missing counter drop
+//!     iifname "myc*" meta iifkind "veth" icmpv6 type { 133, 135 }
+//!       meter ndp-meter { iif timeout 60s limit rate over 20/second burst 50 packets } counter drop
 //!   }
 //! }
 //! ```
