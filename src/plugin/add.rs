@@ -4,7 +4,7 @@
 //! the /128 route go with it). The source filter and the overlay ingress
 //! control are made sure of before anything is created.
 
-use super::host_veth::is_ours;
+use super::host_veth::{self, is_ours};
 use super::naming::{AttachmentId, GATEWAY, MAX_ALIAS_LEN, NAME_ATTEMPTS};
 use super::node;
 use super::pod::Pod;
@@ -232,24 +232,16 @@ fn configure(
     Ok((address, pod_link))
 }
 
-/// The /128 host route is the claim on an address: created with
-/// NLM_F_EXCL, so of two concurrent ADDs only one gets it; EEXIST means
-/// taken, try the next candidate (a requested address has no next one).
+/// The first candidate whose /128 claim succeeds (a requested address has
+/// no next one).
 fn claim_address(
     host: &mut Netlink,
     candidates: &Candidates,
     host_index: u32,
 ) -> CniResult<Ipv6Addr> {
     for &candidate in &candidates.addresses {
-        let claim = NewRoute {
-            destination: IpAddr::V6(candidate).into(),
-            gateway: None,
-            oif: host_index,
-        };
-        match host.add_route(&claim) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.errno == libc::EEXIST => continue,
-            other => other.wrap(format_args!("add route {candidate}/128 on host"))?,
+        if host_veth::claim(host, IpAddr::V6(candidate), host_index)? {
+            return Ok(candidate);
         }
     }
     Err(candidates.exhausted())

@@ -23,9 +23,9 @@
 //! and a neighbour pod must see the pod's own address. Both families are
 //! masqueraded by the one rule.
 
-use super::host;
 use super::naming::{AttachmentId, HOST_VETH_PREFIX};
 use super::nft_table::{self, ChainSpec, ChainState, Rule, Snapshot};
+use super::{host, host_veth};
 use crate::cni::config::NetConf;
 use crate::cni::egress::IPV4_GATEWAY;
 use crate::cni::error::{CniError, CniResult, IO_FAILURE, NO_FREE_ADDRESS, Wrap};
@@ -235,15 +235,8 @@ fn claim_ipv4(
 ) -> CniResult<Ipv4Addr> {
     for attempt in 0..ADDRESS_ATTEMPTS {
         let candidate = id.pod_ipv4(pool, attempt);
-        let claim = NewRoute {
-            destination: IpNetwork::from(IpAddr::V4(candidate)),
-            gateway: None,
-            oif: host_index,
-        };
-        match host.add_route(&claim) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.errno == libc::EEXIST => continue,
-            other => other.wrap(format_args!("add route {candidate}/32 on host"))?,
+        if host_veth::claim(host, IpAddr::V4(candidate), host_index)? {
+            return Ok(candidate);
         }
     }
     let msg = format!("no free IPv4 address in ipv4Pool {pool} after {ADDRESS_ATTEMPTS} attempts");

@@ -6,6 +6,8 @@ use crate::cni::env::{check_interface_name, matches_name_rule};
 use crate::cni::error::{CniResult, Wrap};
 use crate::netlink::Netlink;
 use crate::netlink::link::Link;
+use crate::netlink::route::NewRoute;
+use std::net::IpAddr;
 
 /// The host veth of an attachment, found by its derived name and, failing
 /// that (a name collision moved it), by its alias among all links.
@@ -21,6 +23,23 @@ pub fn find(nl: &mut Netlink, id: &AttachmentId) -> CniResult<Option<Link>> {
     Ok(links
         .into_iter()
         .find(|link| link.alias == alias && is_ours(link)))
+}
+
+/// Claims `address` for the pod behind host veth `index` with the
+/// exclusive host route `address/128` (or `/32`): created with NLM_F_EXCL,
+/// so of two concurrent ADDs only one gets it. False when it is taken
+/// (EEXIST): the caller tries its next candidate.
+pub fn claim(host: &mut Netlink, address: IpAddr, index: u32) -> CniResult<bool> {
+    let route = NewRoute {
+        destination: address.into(),
+        gateway: None,
+        oif: index,
+    };
+    match host.add_route(&route) {
+        Ok(()) => Ok(true),
+        Err(e) if e.errno == libc::EEXIST => Ok(false),
+        Err(e) => Err(e).wrap(format_args!("add route {} on host", route.destination)),
+    }
 }
 
 /// A veth whose name has our prefix: only such links are ever deleted.
