@@ -460,7 +460,6 @@ const TAIL_SECONDS: f64 = 2.0;
 /// tcpi_bytes_acked) every 10 ms. Returns (bytes the pod counted, Mbit/s
 /// over the last TAIL_SECONDS of the transfer, or all of it if shorter).
 fn transfer_into(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
-    use std::io::BufRead;
     let script = format!(
         "import socket, struct, threading, time\n\
          s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
@@ -482,31 +481,39 @@ fn transfer_into(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
          while c.recv(65536):\n\
          \x20   pass\n"
     );
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &cri.node.ns.name,
-            "timeout",
-            "30",
-            "python3",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn sender");
-    let mut lines = std::io::BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(ready, "ready", "sender did not start");
     let receive = format!("nc {NODE} {TRANSFER_PORT} </dev/null | wc -c");
-    let (code, counted) = cri.exec(pod, &["sh", "-c", &receive]);
-    let rate = lines.next().and_then(Result::ok).unwrap_or_default();
-    let _ = server.kill();
-    let _ = server.wait();
+    let ((code, counted), rate) = with_node_peer(cri, &script, pod, &receive);
     assert_eq!(code, 0, "receive in {}: {counted}", pod.name);
     let rate = rate.trim().parse().unwrap_or(f64::NAN);
     (counted.trim().parse().unwrap_or(0), rate)
+}
+
+/// Runs the Python `script` in the node (it prints "ready" once it listens,
+/// then one result line), and `command` in the pod's container against it:
+/// the container's (exit code, output) and the script's result line.
+fn with_node_peer(
+    cri: &Containerd,
+    script: &str,
+    pod: &Pod,
+    command: &str,
+) -> ((i64, String), String) {
+    use std::io::BufRead;
+    let node = &cri.node.ns.name;
+    let mut peer = Command::new("ip")
+        .args([
+            "netns", "exec", node, "timeout", "30", "python3", "-c", script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the node's peer");
+    let mut lines = std::io::BufReader::new(peer.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(ready, "ready", "the node's peer did not start");
+    let ran = cri.exec(pod, &["sh", "-c", command]);
+    let result = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = peer.kill();
+    let _ = peer.wait();
+    (ran, result)
 }
 
 /// The token bucket's size in bytes, from `tc qdisc show` ("burst 21474835b").
@@ -588,7 +595,6 @@ fn kernel_redirects_to_ifb() -> bool {
 /// times each arrival. Returns (bytes the node received, Mbit/s over the
 /// last TAIL_SECONDS of the transfer).
 fn transfer_from(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
-    use std::io::BufRead;
     let script = format!(
         "import socket, time\n\
          s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
@@ -608,30 +614,10 @@ fn transfer_from(cri: &Containerd, pod: &Pod, size: usize) -> (usize, f64) {
          start, got = next(x for x in samples if x[0] >= end - {TAIL_SECONDS})\n\
          print(total, (total - got) * 8 / max(end - start, 1e-6) / 1e6, flush=True)\n"
     );
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &cri.node.ns.name,
-            "timeout",
-            "30",
-            "python3",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn receiver");
-    let mut lines = std::io::BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(ready, "ready", "receiver did not start");
     let blocks = size / 1000;
     let send =
         format!("dd if=/dev/zero bs=1000 count={blocks} 2>/dev/null | nc {NODE} {TRANSFER_PORT}");
-    let (code, said) = cri.exec(pod, &["sh", "-c", &send]);
-    let result = lines.next().and_then(Result::ok).unwrap_or_default();
-    let _ = server.kill();
-    let _ = server.wait();
+    let ((code, said), result) = with_node_peer(cri, &script, pod, &send);
     assert_eq!(code, 0, "send from {}: {said}", pod.name);
     let mut numbers = result.split_whitespace();
     let bytes = numbers.next().and_then(|n| n.parse().ok()).unwrap_or(0);
